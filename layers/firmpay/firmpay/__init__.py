@@ -1,0 +1,1 @@
+"""FirmPay: online payments for law firms (pay links, cards, eCheck, autopay)."""
