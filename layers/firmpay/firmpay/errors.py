@@ -1,0 +1,144 @@
+"""Domain errors with stable codes, mapped to HTTP in one place.
+
+Every error body is ``{"code": "...", "message": "..."}``; the code is part of the API contract
+(documented in the OpenAPI document), the message is for people. Provider messages (Stripe, Plaid,
+AWS) never reach clients.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    pass
+
+
+class FirmPayError(Exception):
+    """Base of every error a client may see. Subclasses fix ``status`` and ``code``."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    default_message: ClassVar[str] = "The request could not be processed."
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class InvalidRequest(FirmPayError):
+    status, code = 422, "invalid_request"
+    default_message = "Some fields are missing or invalid."
+
+
+class MalformedJson(FirmPayError):
+    status, code = 400, "malformed_json"
+    default_message = "The request body is not valid JSON."
+
+
+class NotFound(FirmPayError):
+    status, code = 404, "not_found"
+    default_message = "Not found."
+
+
+class Forbidden(FirmPayError):
+    status, code = 403, "forbidden"
+    default_message = "You are not allowed to do this."
+
+
+class PayLinkNotFound(FirmPayError):
+    status, code = 404, "link_not_found"
+    default_message = "This payment link is not valid."
+
+
+class PayLinkExpired(FirmPayError):
+    status, code = 410, "link_expired"
+    default_message = "This payment link has expired or was replaced."
+
+
+class PayableClosed(FirmPayError):
+    status, code = 409, "payable_closed"
+    default_message = "This bill is no longer open for payment."
+
+
+class AmountOverBalance(FirmPayError):
+    status, code = 422, "amount_over_balance"
+    default_message = "The amount is more than the balance due."
+
+
+class AmountBelowMinimum(FirmPayError):
+    status, code = 422, "amount_below_minimum"
+    default_message = "The amount is below the minimum payment."
+
+
+class CurrencyNotAccepted(FirmPayError):
+    status, code = 422, "currency_mismatch"
+    default_message = "The currency does not match the bill."
+
+
+class Conflict(FirmPayError):
+    status, code = 409, "conflict"
+    default_message = "The request conflicts with the current state; reload and try again."
+
+
+class ReviewExpired(FirmPayError):
+    status, code = 409, "review_expired"
+    default_message = "This review has expired or the balance changed; please review the payment again."
+
+
+class MethodNotAllowed(FirmPayError):
+    status, code = 422, "method_not_offered"
+    default_message = "This payment method is not offered for this payment."
+
+
+class CaptchaRequired(FirmPayError):
+    status, code = 429, "captcha_required"
+    default_message = "Please confirm you are not a robot, then try again."
+
+
+class RateLimited(FirmPayError):
+    status, code = 429, "rate_limited"
+    default_message = "Too many requests; please wait a moment and try again."
+
+
+class PaymentDeclined(FirmPayError):
+    status, code = 402, "payment_declined"
+    default_message = "The payment was declined."
+
+
+class ServiceUnavailable(FirmPayError):
+    status, code = 503, "service_unavailable"
+    default_message = "A service we depend on is not answering; nothing was charged. Please try again."
+
+
+class WebhookSignatureInvalid(FirmPayError):
+    status, code = 400, "invalid_signature"
+    default_message = "The webhook signature is missing, invalid or too old."
+
+
+ERROR_CLASSES: tuple[type[FirmPayError], ...] = (
+    InvalidRequest,
+    MalformedJson,
+    NotFound,
+    Forbidden,
+    PayLinkNotFound,
+    PayLinkExpired,
+    PayableClosed,
+    AmountOverBalance,
+    AmountBelowMinimum,
+    CurrencyNotAccepted,
+    Conflict,
+    ReviewExpired,
+    MethodNotAllowed,
+    CaptchaRequired,
+    RateLimited,
+    PaymentDeclined,
+    ServiceUnavailable,
+    WebhookSignatureInvalid,
+)

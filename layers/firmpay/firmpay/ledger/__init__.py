@@ -1,0 +1,14 @@
+"""The ledger: DynamoDB access, money transactions and the invariant check."""
+
+from firmpay.ledger.client import dynamodb_client
+from firmpay.ledger.errors import InvariantViolation
+from firmpay.ledger.repository import Ledger, LinkContext
+
+__all__ = ["InvariantViolation", "Ledger", "LinkContext", "default_ledger", "dynamodb_client"]
+
+
+def default_ledger() -> Ledger:
+    """The ledger of this deployment (table from settings, client once per container)."""
+    from firmpay.config import get_settings
+
+    return Ledger(dynamodb_client(), get_settings().ledger_table)

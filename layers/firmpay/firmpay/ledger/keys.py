@@ -1,0 +1,77 @@
+"""Key layout of the single ledger table (``pk``/``sk``, sparse GSI ``gsi1``).
+
+| item      | pk                    | sk                          | gsi1pk / gsi1sk            |
+|-----------|-----------------------|-----------------------------|----------------------------|
+| firm      | FIRM#<firm>           | FIRM                        |                            |
+| client    | FIRM#<firm>           | CLIENT#<client>             |                            |
+| number    | FIRM#<firm>           | NUMBER#<kind>#<number>      | (uniqueness guard)         |
+| method    | FIRM#<firm>           | METHOD#<client>#<method>    |                            |
+| payable   | PAYABLE#<payable>     | PAYABLE                     | FIRM#<firm> / PAYABLE#<ts> |
+| payment   | PAYABLE#<payable>     | PAYMENT#<payment>           | PENDING / <ts> while reserved |
+| review    | PAYABLE#<payable>     | REVIEW#<review>             | (TTL expires_at)           |
+| plan      | PAYABLE#<payable>     | PLAN#<plan>                 | PLANDUE / <next due>       |
+| link      | LINK#<sha256(token)>  | LINK                        |                            |
+| email     | EMAIL#<payment>       | <kind>                      | (sent-once marker)         |
+| counter   | RATE#<scope>          | <window>                    | (TTL expires_at)           |
+| idem      | IDEM#<firm>#<key>     | IDEM                        |                            |
+"""
+
+from __future__ import annotations
+
+Key = dict[str, dict[str, str]]
+
+
+def key(pk: str, sk: str) -> Key:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def firm(firm_id: str) -> Key:
+    return key(f"FIRM#{firm_id}", "FIRM")
+
+
+def client(firm_id: str, client_id: str) -> Key:
+    return key(f"FIRM#{firm_id}", f"CLIENT#{client_id}")
+
+
+def payable_number(firm_id: str, kind: str, number: str) -> Key:
+    return key(f"FIRM#{firm_id}", f"NUMBER#{kind}#{number}")
+
+
+def method(firm_id: str, client_id: str, method_id: str) -> Key:
+    return key(f"FIRM#{firm_id}", f"METHOD#{client_id}#{method_id}")
+
+
+def payable(payable_id: str) -> Key:
+    return key(f"PAYABLE#{payable_id}", "PAYABLE")
+
+
+def payment(payable_id: str, payment_id: str) -> Key:
+    return key(f"PAYABLE#{payable_id}", f"PAYMENT#{payment_id}")
+
+
+def review(payable_id: str, review_id: str) -> Key:
+    return key(f"PAYABLE#{payable_id}", f"REVIEW#{review_id}")
+
+
+def plan(payable_id: str, plan_id: str) -> Key:
+    return key(f"PAYABLE#{payable_id}", f"PLAN#{plan_id}")
+
+
+def link(token_hash: str) -> Key:
+    return key(f"LINK#{token_hash}", "LINK")
+
+
+def email_marker(payment_id: str, kind: str) -> Key:
+    return key(f"EMAIL#{payment_id}", kind)
+
+
+def counter(scope: str, window: str) -> Key:
+    return key(f"RATE#{scope}", window)
+
+
+def idempotency(firm_id: str, idempotency_key: str) -> Key:
+    return key(f"IDEM#{firm_id}#{idempotency_key}", "IDEM")
+
+
+PENDING_INDEX_PK = "PENDING"
+PLAN_DUE_INDEX_PK = "PLANDUE"

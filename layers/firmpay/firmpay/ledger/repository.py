@@ -1,0 +1,572 @@
+"""The ledger: the only code that reads and writes the DynamoDB table.
+
+Money moves only through conditional writes and transactions, so ``total = paid + pending +
+balance`` holds for every payable at every moment, whatever runs concurrently:
+
+- ``reserve``: balance -> pending, and the PENDING payment row, in one transaction
+  (condition ``balance >= amount``; the payment row must not exist yet).
+- ``settle``: pending -> paid, the payment row -> succeeded (condition: it was still reserved).
+- ``release``: pending -> balance, the payment row -> failed/canceled (same condition).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from firmpay.errors import (
+    AmountOverBalance,
+    Conflict,
+    CurrencyNotAccepted,
+    NotFound,
+    PayableClosed,
+)
+from firmpay.ledger import keys
+from firmpay.ledger.codec import from_attr, from_item, to_attr, to_item
+from firmpay.ledger.errors import InvariantViolation, dynamodb_errors
+from firmpay.models.ledger import (
+    RESERVED_STATUSES,
+    Client,
+    Firm,
+    Item,
+    Payable,
+    PayLink,
+    Payment,
+    PaymentStatus,
+    Review,
+    StoredMethod,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+@dataclass(frozen=True)
+class LinkContext:
+    """Everything the pay page needs, read in two requests."""
+
+    link: PayLink
+    payable: Payable
+    firm: Firm
+    client: Client
+
+
+_RESERVED = [s.value for s in RESERVED_STATUSES]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
+
+
+def _values(**values: Any) -> dict[str, Any]:
+    return {f":{k}": to_attr(v) for k, v in values.items()}
+
+
+class Ledger:
+    """Repository of firms, clients, payables, links, payments, methods and reviews."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._db = client
+        self._table = table
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _put(self, key: keys.Key, entity: str, model: Item, **extra: Any) -> dict[str, Any]:
+        item = to_item({**model.model_dump(mode="json"), **extra, "entity": entity})
+        item.update(key)
+        return item
+
+    def _get(self, key: keys.Key, consistent: bool = True) -> dict[str, Any] | None:
+        with dynamodb_errors():
+            answer = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=consistent)
+        item = answer.get("Item")
+        if not item:
+            return None
+        found = _strip(from_item(item))
+        found.pop("entity", None)
+        return found
+
+    def _transact(self, items: list[dict[str, Any]]) -> list[str | None]:
+        """Run a transaction; on a failed condition return each item's cancellation code."""
+        from botocore.exceptions import ClientError
+
+        try:
+            with dynamodb_errors():
+                self._db.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = error.response.get("CancellationReasons") or []
+            codes = [r.get("Code") for r in reasons]
+            return [None if c in (None, "None") else c for c in codes] or ["Unknown"]
+        return []
+
+    # -- firms and clients -----------------------------------------------------------------------
+
+    def create_firm(self, firm: Firm) -> None:
+        self._create(keys.firm(firm.firm_id), "firm", firm)
+
+    def get_firm(self, firm_id: str) -> Firm | None:
+        item = self._get(keys.firm(firm_id))
+        return Firm.model_validate(item) if item else None
+
+    def create_client(self, client: Client) -> None:
+        self._create(keys.client(client.firm_id, client.client_id), "client", client)
+
+    def get_client(self, firm_id: str, client_id: str) -> Client | None:
+        item = self._get(keys.client(firm_id, client_id))
+        return Client.model_validate(item) if item else None
+
+    def _create(self, key: keys.Key, entity: str, model: Item, **extra: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            with dynamodb_errors():
+                self._db.put_item(
+                    TableName=self._table,
+                    Item=self._put(key, entity, model, **extra),
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise Conflict(f"This {entity} already exists.") from error
+            raise
+
+    # -- payables --------------------------------------------------------------------------------
+
+    def create_payable(self, payable: Payable) -> None:
+        """Store a new payable; its number must be unique per firm and kind."""
+        guard = keys.payable_number(payable.firm_id, payable.kind, payable.number)
+        codes = self._transact(
+            [
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": self._put(
+                            keys.payable(payable.payable_id),
+                            "payable",
+                            payable,
+                            gsi1pk=f"FIRM#{payable.firm_id}",
+                            gsi1sk=f"PAYABLE#{_iso(payable.created_at)}",
+                        ),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {
+                            **guard,
+                            "entity": {"S": "number"},
+                            "payable_id": to_attr(payable.payable_id),
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+        if codes:
+            raise Conflict(f"A {payable.kind.replace('_', ' ')} numbered {payable.number} already exists.")
+
+    def get_payable(self, payable_id: str) -> Payable | None:
+        item = self._get(keys.payable(payable_id))
+        return Payable.model_validate(item) if item else None
+
+    def get_payable_with_payments(self, payable_id: str) -> tuple[Payable, list[Payment]]:
+        """The payable and its payments, oldest first, in one query."""
+        items = self._query_partition(f"PAYABLE#{payable_id}")
+        payable = next((_load(Payable, i) for i in items if i["entity"] == "payable"), None)
+        if payable is None:
+            raise NotFound("No such bill or trust request.")
+        payments = [_load(Payment, i) for i in items if i["entity"] == "payment"]
+        payments.sort(key=lambda p: p.created_at)
+        return payable, payments
+
+    def _query_partition(self, pk: str, sk_prefix: str | None = None) -> list[dict[str, Any]]:
+        condition = "pk = :pk" + (" AND begins_with(sk, :prefix)" if sk_prefix else "")
+        values = {":pk": {"S": pk}} | ({":prefix": {"S": sk_prefix}} if sk_prefix else {})
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ConsistentRead": True,
+        }
+        while True:
+            with dynamodb_errors():
+                page = self._db.query(**kwargs)
+            items.extend(_strip(from_item(i)) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def void_payable(self, payable_id: str, at: datetime) -> Payable:
+        """Void a payable with no payment in flight. Voiding twice is a no-op."""
+        from botocore.exceptions import ClientError
+
+        try:
+            with dynamodb_errors():
+                answer = self._db.update_item(
+                    TableName=self._table,
+                    Key=keys.payable(payable_id),
+                    UpdateExpression="SET voided_at = :at, version = version + :one",
+                    ConditionExpression="attribute_exists(pk) AND pending_minor = :zero "
+                    "AND (attribute_not_exists(voided_at) OR voided_at = :null)",
+                    ExpressionAttributeValues=_values(at=_iso(at), one=1, zero=0, null=None),
+                    ReturnValues="ALL_NEW",
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            current = self.get_payable(payable_id)
+            if current is None:
+                raise NotFound("No such bill or trust request.") from error
+            if current.voided_at is not None:
+                return current
+            raise Conflict("A payment is in progress for this payable; try again once it completes.") from error
+        return Payable.model_validate(_strip(from_item(answer["Attributes"])))
+
+    # -- pay links -------------------------------------------------------------------------------
+
+    def issue_link(self, link: PayLink, payable: Payable) -> None:
+        """Store ``link`` as the payable's only valid link, revoking the one it replaces."""
+        now = _iso(link.created_at)
+        update: dict[str, Any] = {
+            "Update": {
+                "TableName": self._table,
+                "Key": keys.payable(payable.payable_id),
+                "UpdateExpression": "SET current_link_hash = :new",
+                "ConditionExpression": "attribute_exists(pk) AND "
+                + (
+                    "current_link_hash = :old"
+                    if payable.current_link_hash
+                    else "(attribute_not_exists(current_link_hash) OR current_link_hash = :null)"
+                ),
+                "ExpressionAttributeValues": _values(new=link.token_hash)
+                | (_values(old=payable.current_link_hash) if payable.current_link_hash else _values(null=None)),
+            }
+        }
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._put(keys.link(link.token_hash), "link", link),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            update,
+        ]
+        if payable.current_link_hash:
+            items.append(self._revoke_item(payable.current_link_hash, now))
+        if self._transact(items):
+            raise Conflict("The payable changed while the link was being issued; try again.")
+
+    def _revoke_item(self, token_hash: str, at: str) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": keys.link(token_hash),
+                "UpdateExpression": "SET revoked_at = if_not_exists(revoked_at, :at)",
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeValues": _values(at=at),
+            }
+        }
+
+    def revoke_current_link(self, payable: Payable, at: datetime) -> bool:
+        """Revoke the payable's current link; False when it had none."""
+        if not payable.current_link_hash:
+            return False
+        items = [
+            self._revoke_item(payable.current_link_hash, _iso(at)),
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": keys.payable(payable.payable_id),
+                    "UpdateExpression": "REMOVE current_link_hash",
+                    "ConditionExpression": "current_link_hash = :old",
+                    "ExpressionAttributeValues": _values(old=payable.current_link_hash),
+                }
+            },
+        ]
+        if self._transact(items):
+            raise Conflict("The link changed meanwhile; reload and try again.")
+        return True
+
+    def get_link(self, token_hash: str) -> PayLink | None:
+        item = self._get(keys.link(token_hash), consistent=False)
+        return PayLink.model_validate(item) if item else None
+
+    def load_link_context(self, link: PayLink) -> LinkContext:
+        """Payable, firm and client of a link in one BatchGetItem (strongly consistent)."""
+        wanted = [
+            keys.payable(link.payable_id),
+            keys.firm(link.firm_id),
+            keys.client(link.firm_id, link.client_id),
+        ]
+        found: dict[str, dict[str, Any]] = {}
+        request: dict[str, Any] = {self._table: {"Keys": wanted, "ConsistentRead": True}}
+        while request:
+            with dynamodb_errors():
+                answer = self._db.batch_get_item(RequestItems=request)
+            for raw in answer.get("Responses", {}).get(self._table, []):
+                item = _strip(from_item(raw))
+                found[item.pop("entity")] = item
+            request = answer.get("UnprocessedKeys") or {}
+        if {"payable", "firm", "client"} - found.keys():
+            raise NotFound("The link points at a payable that no longer exists.")
+        return LinkContext(
+            link=link,
+            payable=Payable.model_validate(found["payable"]),
+            firm=Firm.model_validate(found["firm"]),
+            client=Client.model_validate(found["client"]),
+        )
+
+    # -- reviews ---------------------------------------------------------------------------------
+
+    def put_review(self, review: Review) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item=self._put(
+                keys.review(review.payable_id, review.review_id),
+                "review",
+                review,
+                expires_at=int(review.expires_at.timestamp()),
+            ),
+        )
+
+    def get_review_and_payable(self, payable_id: str, review_id: str) -> tuple[Review | None, Payable | None]:
+        """A review and its payable in one BatchGetItem."""
+        request: dict[str, Any] = {
+            self._table: {
+                "Keys": [keys.review(payable_id, review_id), keys.payable(payable_id)],
+                "ConsistentRead": True,
+            }
+        }
+        found: dict[str, dict[str, Any]] = {}
+        while request:
+            with dynamodb_errors():
+                answer = self._db.batch_get_item(RequestItems=request)
+            for raw in answer.get("Responses", {}).get(self._table, []):
+                item = _strip(from_item(raw))
+                found[item.pop("entity")] = item
+            request = answer.get("UnprocessedKeys") or {}
+        review_item = found.get("review")
+        return (
+            Review.model_validate(review_item) if review_item else None,
+            Payable.model_validate(found["payable"]) if "payable" in found else None,
+        )
+
+    # -- payments: reserve, settle, release ------------------------------------------------------
+
+    def reserve(self, payment: Payment) -> bool:
+        """Move ``payment.amount`` from balance to pending and write the PENDING payment row.
+
+        Returns False when this very payment row already exists (a retry of the same submit);
+        raises ``AmountOverBalance`` / ``PayableClosed`` when the payable cannot take it.
+        """
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": keys.payable(payment.payable_id),
+                    "UpdateExpression": "SET balance_minor = balance_minor - :amount, "
+                    "pending_minor = pending_minor + :amount, version = version + :one",
+                    "ConditionExpression": "attribute_exists(pk) AND balance_minor >= :amount "
+                    "AND currency = :currency AND (attribute_not_exists(voided_at) OR voided_at = :null)",
+                    "ExpressionAttributeValues": _values(
+                        amount=payment.amount_minor, one=1, currency=payment.currency, null=None
+                    ),
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._put(
+                        keys.payment(payment.payable_id, payment.payment_id),
+                        "payment",
+                        payment,
+                        gsi1pk=keys.PENDING_INDEX_PK,
+                        gsi1sk=f"{_iso(payment.created_at)}#{payment.payable_id}#{payment.payment_id}",
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
+        codes = self._transact(items)
+        if not codes:
+            return True
+        if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+            return False
+        payable = self.get_payable(payment.payable_id)
+        if payable is None:
+            raise NotFound("No such bill or trust request.")
+        if payable.voided_at is not None:
+            raise PayableClosed("This bill was voided and can no longer be paid.")
+        if payable.currency != payment.currency:
+            raise CurrencyNotAccepted()
+        if payable.balance_minor == 0:
+            raise PayableClosed(
+                "This bill has been paid in full."
+                if payable.pending_minor == 0
+                else "A payment for the full balance is already in progress."
+            )
+        raise AmountOverBalance("The amount is more than the balance due.", balance_minor=payable.balance_minor)
+
+    def get_payment(self, payable_id: str, payment_id: str) -> Payment | None:
+        item = self._get(keys.payment(payable_id, payment_id))
+        return Payment.model_validate(item) if item else None
+
+    def update_reserved_payment(self, payment: Payment, **changes: Any) -> Payment | None:
+        """Change fields of a payment that is still reserved (e.g. intent id, requires_action).
+
+        Returns the updated payment, or None when it is no longer reserved (settled or released
+        meanwhile: the caller then reads the final state instead).
+        """
+        from botocore.exceptions import ClientError
+
+        changes["updated_at"] = utcnow()
+        updated = payment.model_copy(update=changes)
+        dumped = updated.model_dump(mode="json")
+        names = {f"#f{i}": name for i, name in enumerate(changes)}
+        values = {f":v{i}": to_attr(dumped[name]) for i, name in enumerate(changes)}
+        assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(changes)))
+        try:
+            with dynamodb_errors():
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=keys.payment(payment.payable_id, payment.payment_id),
+                    UpdateExpression=f"SET {assignments}",
+                    ConditionExpression="#status IN (:r0, :r1, :r2)",
+                    ExpressionAttributeNames=names | {"#status": "status"},
+                    ExpressionAttributeValues=values | {f":r{i}": {"S": s} for i, s in enumerate(_RESERVED)},
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise
+        return updated
+
+    def settle(self, payment: Payment, **changes: Any) -> bool:
+        """pending -> paid for a reserved payment. False if it was already settled or released."""
+        return self._complete(payment, PaymentStatus.SUCCEEDED, changes)
+
+    def release(self, payment: Payment, status: PaymentStatus, **changes: Any) -> bool:
+        """pending -> balance for a reserved payment that failed or was canceled."""
+        if status not in (PaymentStatus.FAILED, PaymentStatus.CANCELED):
+            raise ValueError("release ends a payment as failed or canceled")
+        return self._complete(payment, status, changes)
+
+    def _complete(self, payment: Payment, status: PaymentStatus, changes: dict[str, Any]) -> bool:
+        changes = {**changes, "status": status, "updated_at": utcnow()}
+        dumped = payment.model_copy(update=changes).model_dump(mode="json")
+        names = {f"#f{i}": name for i, name in enumerate(changes)}
+        values = {f":v{i}": to_attr(dumped[name]) for i, name in enumerate(changes)}
+        assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(changes)))
+        if status is PaymentStatus.SUCCEEDED:
+            counters = "SET pending_minor = pending_minor - :amount, paid_minor = paid_minor + :amount"
+        else:
+            counters = "SET pending_minor = pending_minor - :amount, balance_minor = balance_minor + :amount"
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": keys.payment(payment.payable_id, payment.payment_id),
+                    "UpdateExpression": f"SET {assignments} REMOVE gsi1pk, gsi1sk",
+                    "ConditionExpression": "#status IN (:r0, :r1, :r2) AND amount_minor = :amount",
+                    "ExpressionAttributeNames": names | {"#status": "status"},
+                    "ExpressionAttributeValues": values
+                    | {f":r{i}": {"S": s} for i, s in enumerate(_RESERVED)}
+                    | _values(amount=payment.amount_minor),
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": keys.payable(payment.payable_id),
+                    "UpdateExpression": f"{counters}, version = version + :one",
+                    "ConditionExpression": "pending_minor >= :amount",
+                    "ExpressionAttributeValues": _values(amount=payment.amount_minor, one=1),
+                }
+            },
+        ]
+        codes = self._transact(items)
+        if not codes:
+            return True
+        if codes[0] == "ConditionalCheckFailed":
+            return False
+        raise InvariantViolation(f"payable {payment.payable_id} holds less pending than payment {payment.payment_id}")
+
+    def pending_payments(self, older_than: datetime, limit: int = 100) -> list[Payment]:
+        """Payments still reserved that were created before ``older_than`` (for the sweep)."""
+        with dynamodb_errors():
+            page = self._db.query(
+                TableName=self._table,
+                IndexName="gsi1",
+                KeyConditionExpression="gsi1pk = :pk AND gsi1sk < :cutoff",
+                ExpressionAttributeValues=_values(pk=keys.PENDING_INDEX_PK, cutoff=_iso(older_than)),
+                Limit=limit,
+            )
+        found = [self.get_payment(*_payable_and_payment(from_attr(i["gsi1sk"]))) for i in page.get("Items", [])]
+        return [p for p in found if p is not None and p.reserved]
+
+    # -- stored methods --------------------------------------------------------------------------
+
+    def put_method(self, method: StoredMethod) -> None:
+        self._create(keys.method(method.firm_id, method.client_id, method.method_id), "method", method)
+
+    def get_method(self, firm_id: str, client_id: str, method_id: str) -> StoredMethod | None:
+        item = self._get(keys.method(firm_id, client_id, method_id))
+        return StoredMethod.model_validate(item) if item else None
+
+    def list_methods(self, firm_id: str, client_id: str) -> list[StoredMethod]:
+        items = self._query_partition(f"FIRM#{firm_id}", f"METHOD#{client_id}#")
+        return [_load(StoredMethod, i) for i in items]
+
+    # -- invariant -------------------------------------------------------------------------------
+
+    def check_invariant(self, payable_id: str) -> Payable:
+        """Check the money rules of one payable against its payments; raise ``InvariantViolation``.
+
+        - ``total = paid + pending + balance``, each counter >= 0;
+        - ``pending`` equals the sum of its reserved payments;
+        - ``paid`` equals the sum of its succeeded payments less what was refunded.
+        """
+        payable, payments = self.get_payable_with_payments(payable_id)
+        problems: list[str] = []
+        if payable.total_minor != payable.paid_minor + payable.pending_minor + payable.balance_minor:
+            problems.append(
+                f"total {payable.total_minor} != paid {payable.paid_minor} + pending "
+                f"{payable.pending_minor} + balance {payable.balance_minor}"
+            )
+        for name in ("paid_minor", "pending_minor", "balance_minor", "refunded_minor"):
+            if getattr(payable, name) < 0:
+                problems.append(f"{name} is negative")
+        reserved = sum(p.amount_minor for p in payments if p.reserved)
+        if reserved != payable.pending_minor:
+            problems.append(f"pending {payable.pending_minor} != reserved payments {reserved}")
+        settled = sum(p.amount_minor - p.refunded_minor for p in payments if p.status is PaymentStatus.SUCCEEDED)
+        if settled != payable.paid_minor:
+            problems.append(f"paid {payable.paid_minor} != settled payments {settled}")
+        if problems:
+            raise InvariantViolation(f"payable {payable_id}: " + "; ".join(problems))
+        return payable
+
+
+def _load[M: Item](model: type[M], item: dict[str, Any]) -> M:
+    return model.model_validate({k: v for k, v in item.items() if k != "entity"})
+
+
+def _payable_and_payment(gsi1sk: str) -> tuple[str, str]:
+    _, payable_id, payment_id = gsi1sk.rsplit("#", 2)
+    return payable_id, payment_id
+
+
+_KEY_ATTRIBUTES = ("pk", "sk", "gsi1pk", "gsi1sk")
+
+
+def _strip(item: dict[str, Any]) -> dict[str, Any]:
+    for name in _KEY_ATTRIBUTES:
+        item.pop(name, None)
+    return item

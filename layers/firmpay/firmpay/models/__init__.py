@@ -1,0 +1,1 @@
+"""pydantic models: ledger items (``ledger``) and HTTP requests/responses (``api``)."""

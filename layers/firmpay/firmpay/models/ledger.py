@@ -1,0 +1,283 @@
+"""The ledger's domain items. Amounts are integer minor units; each payable has one currency."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from firmpay.money import Currency, Locale, Money
+
+Country = Literal["US", "CA"]
+PayableKind = Literal["bill", "trust_request"]
+Destination = Literal["operating", "trust"]
+MethodType = Literal["card", "echeck"]
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s<>\"]+@[^@\s<>\"]+\.[A-Za-z]{2,63}$"),
+]
+Last4 = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
+
+COUNTRY_CURRENCY: dict[str, Currency] = {"US": "USD", "CA": "CAD"}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A random, URL-safe identifier such as ``firm_3kq...`` (96 bits)."""
+    return f"{prefix}_{secrets.token_urlsafe(12)}"
+
+
+class Item(BaseModel):
+    """Base of every ledger item: strict about unknown fields, immutable once read."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DepositAccount(Item):
+    """Where the money lands: shown to firms, never an account number in full."""
+
+    name: Name
+    last4: Last4
+
+
+class Firm(Item):
+    firm_id: str
+    name: Name
+    country: Country
+    currency: Currency
+    language: Literal["en", "fr"] = "en"
+    operating_account: DepositAccount
+    trust_account: DepositAccount
+    reply_to_email: Email
+    # IAM principals (ARNs) allowed to manage this firm through the firm API.
+    principals: list[str] = Field(default_factory=list)
+    # eCheck risk limits (US firms only).
+    echeck_max_minor: int = 2_500_000
+    echeck_daily_limit: int = 5
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="after")
+    def _currency_matches_country(self) -> Firm:
+        if COUNTRY_CURRENCY[self.country] != self.currency:
+            raise ValueError(f"a firm in {self.country} bills in {COUNTRY_CURRENCY[self.country]}")
+        if self.language == "fr" and self.country != "CA":
+            raise ValueError("French is offered for Canadian firms")
+        return self
+
+    @property
+    def locale(self) -> Locale:
+        if self.country == "CA":
+            return "fr-CA" if self.language == "fr" else "en-CA"
+        return "en-US"
+
+    @property
+    def offers_echeck(self) -> bool:
+        return self.country == "US"
+
+
+class Client(Item):
+    client_id: str
+    firm_id: str
+    name: Name
+    email: Email
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LineItem(Item):
+    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    amount_minor: int = Field(gt=0, le=1_000_000_000)
+
+
+class PayableStatus(StrEnum):
+    OPEN = "open"
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+    VOID = "void"
+
+
+class Payable(Item):
+    """A bill or a trust request. ``total = paid + pending + balance`` always holds."""
+
+    payable_id: str
+    firm_id: str
+    client_id: str
+    kind: PayableKind
+    number: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    issued_on: date
+    due_on: date
+    currency: Currency
+    line_items: list[LineItem] = Field(default_factory=list)
+    memo: str = ""
+    total_minor: int
+    paid_minor: int = 0
+    pending_minor: int = 0
+    balance_minor: int
+    refunded_minor: int = 0
+    voided_at: datetime | None = None
+    current_link_hash: str | None = None
+    version: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def status(self) -> PayableStatus:
+        if self.voided_at is not None:
+            return PayableStatus.VOID
+        if self.balance_minor == 0 and self.pending_minor == 0:
+            return PayableStatus.PAID
+        if self.paid_minor > 0:
+            return PayableStatus.PARTIALLY_PAID
+        return PayableStatus.OPEN
+
+    @property
+    def open_for_payment(self) -> bool:
+        return self.voided_at is None and self.balance_minor > 0
+
+    @property
+    def destination(self) -> Destination:
+        """Bills are paid into the operating account, trust requests into the trust account."""
+        return "trust" if self.kind == "trust_request" else "operating"
+
+    def money(self, amount_minor: int) -> Money:
+        return Money(amount_minor=amount_minor, currency=self.currency)
+
+
+class PayLink(Item):
+    """A pay link. Only the SHA-256 of its token is stored; the token is shown once."""
+
+    token_hash: str
+    payable_id: str
+    firm_id: str
+    client_id: str
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+    def is_usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and now < self.expires_at
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"  # reserved, processor not (yet) confirmed
+    REQUIRES_ACTION = "requires_action"  # 3-D Secure challenge outstanding, still reserved
+    PROCESSING = "processing"  # ACH debit submitted, still reserved
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+RESERVED_STATUSES = frozenset({PaymentStatus.PENDING, PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING})
+
+
+class MethodSummary(Item):
+    """What a person needs to recognise a method: never a full number."""
+
+    type: MethodType
+    brand: str | None = None
+    bank_name: str | None = None
+    last4: Last4 | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+    holder_name: str | None = None
+
+    def label(self) -> str:
+        if self.type == "card":
+            return f"{(self.brand or 'card').title()} \u2022\u2022\u2022\u2022{self.last4 or ''}"
+        return f"{self.bank_name or 'Bank account'} \u2022\u2022\u2022\u2022{self.last4 or ''}"
+
+
+class BillingDetails(Item):
+    name: Name
+    line1: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    state: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=50)]
+    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=12)]
+    country: Country
+
+
+class Consent(Item):
+    """A client's recorded agreement (storing a method, or an ACH debit mandate)."""
+
+    text_version: str
+    text_sha256: str
+    accepted_at: datetime
+    ip_address: str
+    user_agent: str
+
+
+class Payment(Item):
+    payment_id: str
+    payable_id: str
+    firm_id: str
+    client_id: str
+    reference: str
+    amount_minor: int = Field(gt=0)
+    currency: Currency
+    method: MethodSummary
+    status: PaymentStatus = PaymentStatus.PENDING
+    origin: Literal["pay_page", "autopay", "plan"] = "pay_page"
+    idempotency_key: str
+    destination: Destination
+    destination_account: DepositAccount
+    processor_intent_id: str | None = None
+    processor_customer_id: str | None = None
+    processor_method_id: str | None = None
+    fee_minor: int | None = None
+    fee_account: Destination = "operating"
+    billing: BillingDetails | None = None
+    store_method: bool = False
+    store_consent: Consent | None = None
+    mandate: Consent | None = None
+    stored_method_id: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    refunded_minor: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def amount(self) -> Money:
+        return Money(amount_minor=self.amount_minor, currency=self.currency)
+
+    @property
+    def reserved(self) -> bool:
+        return self.status in RESERVED_STATUSES
+
+
+class StoredMethod(Item):
+    method_id: str
+    firm_id: str
+    client_id: str
+    summary: MethodSummary
+    processor_customer_id: str
+    processor_method_id: str
+    consent: Consent
+    status: Literal["active", "revoked", "unusable"] = "active"
+    mandate_id: str | None = None
+    encrypted_access_token: str | None = None
+    created_from_payment_id: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Review(Item):
+    """A short-lived, server-side summary of what the client is about to pay."""
+
+    review_id: str
+    payable_id: str
+    amount_minor: int = Field(gt=0)
+    currency: Currency
+    method: MethodSummary
+    payable_version: int
+    processor_intent_id: str | None = None
+    processor_customer_id: str | None = None
+    processor_method_id: str | None = None
+    billing: BillingDetails | None = None
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
