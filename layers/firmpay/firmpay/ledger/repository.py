@@ -74,7 +74,7 @@ class Ledger:
     # -- plumbing --------------------------------------------------------------------------------
 
     def _put(self, key: keys.Key, entity: str, model: Item, **extra: Any) -> dict[str, Any]:
-        item = to_item({**model.model_dump(mode="json"), **extra, "entity": entity})
+        item = to_item({**model.model_dump(mode="json", exclude_none=True), **extra, "entity": entity})
         item.update(key)
         return item
 

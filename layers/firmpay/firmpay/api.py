@@ -1,0 +1,136 @@
+"""The HTTP edge shared by every API function: resolver, error mapping, security headers.
+
+Handlers build their resolver with ``make_resolver()``; every domain error, validation error and
+unknown route then answers ``{"code": ..., "message": ...}`` with a stable code, and every answer
+carries the security headers.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from firmpay.config import get_settings
+from firmpay.errors import FirmPayError, Forbidden, InvalidRequest, MalformedJson, NotFound, ServiceUnavailable
+from firmpay.observability import logger
+
+JSON = "application/json"
+HTML = "text/html; charset=utf-8"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@lru_cache(maxsize=1)
+def security_headers() -> dict[str, str]:
+    """Headers on every answer. The pay link token is in the URL: no referrer, no caching."""
+    settings = get_settings()
+    stripe = _origin(settings.stripe_js_url)
+    stripe_api = _origin(settings.stripe_api_base)
+    plaid = _origin(settings.plaid_link_js_url)
+    captcha = _origin(settings.recaptcha_js_url)
+    scripts = " ".join(dict.fromkeys(["'self'", stripe, plaid, captcha]))
+    frames = " ".join(dict.fromkeys([stripe, plaid, captcha, "https://www.gstatic.com"]))
+    connect = " ".join(dict.fromkeys(["'self'", stripe, stripe_api, plaid]))
+    csp = (
+        f"default-src 'self'; script-src {scripts}; frame-src {frames}; connect-src {connect}; "
+        "img-src 'self' data:; style-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+    return {
+        "Content-Security-Policy": csp,
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+        "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(self)",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=JSON,
+        body=json.dumps(body, separators=(",", ":"), default=str),
+        headers=security_headers() | (headers or {}),
+    )
+
+
+def html_response(status: int, html: str, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(status_code=status, content_type=HTML, body=html, headers=security_headers() | (headers or {}))
+
+
+def error_response(error: FirmPayError) -> Response[str]:
+    extra = {"Retry-After": "2"} if isinstance(error, ServiceUnavailable) else {}
+    if error.status == 429:
+        extra = {"Retry-After": "60"}
+    return json_response(error.status, error.body(), extra)
+
+
+def _validation_error(error: RequestValidationError) -> Response[str]:
+    problems = error.errors()
+    if any(p.get("type") == "json_invalid" for p in problems):
+        return error_response(MalformedJson())
+    fields = [
+        {"field": ".".join(str(part) for part in p.get("loc", ())), "problem": str(p.get("msg", "invalid"))}
+        for p in problems
+    ]
+    return error_response(InvalidRequest(fields=fields))
+
+
+def register_error_handlers(app: APIGatewayRestResolver) -> None:
+    """Map every failure to a JSON error with a stable code; never leak provider messages."""
+
+    @app.exception_handler(FirmPayError)
+    def _domain(error: FirmPayError) -> Response[str]:
+        if error.status >= 500:
+            logger.warning("service unavailable", extra={"code": error.code, "cause": repr(error.__cause__)})
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(error: RequestValidationError) -> Response[str]:
+        return _validation_error(error)
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response[str]:
+        return error_response(NotFound("No such route."))
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response[str]:
+        logger.exception("unexpected error")
+        return json_response(500, {"code": "internal_error", "message": "Something went wrong on our side."})
+
+
+def make_resolver() -> APIGatewayRestResolver:
+    """A REST API resolver validating requests with pydantic, with FirmPay's error mapping."""
+    app = APIGatewayRestResolver(enable_validation=True)
+    register_error_handlers(app)
+    return app
+
+
+def caller_arn(app: APIGatewayRestResolver) -> str:
+    """The IAM principal of a firm API request (API Gateway fills it in for AWS_IAM routes)."""
+    identity = app.current_event.request_context.identity
+    arn = identity.user_arn or identity.caller
+    if not arn:
+        raise Forbidden("This route needs an IAM-signed request.")
+    return arn
+
+
+def client_ip(app: APIGatewayRestResolver) -> str:
+    return app.current_event.request_context.identity.source_ip or "0.0.0.0"  # noqa: S104
+
+
+def user_agent(app: APIGatewayRestResolver) -> str:
+    return (app.current_event.headers or {}).get("User-Agent") or (
+        app.current_event.request_context.identity.user_agent or "unknown"
+    )

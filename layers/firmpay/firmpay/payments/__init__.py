@@ -1,0 +1,1 @@
+"""Use cases: pay links, reviews, submit/settle/release, autopay, plans, sweep."""
