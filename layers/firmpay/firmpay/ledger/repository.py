@@ -119,6 +119,28 @@ class Ledger:
         item = self._get(keys.client(firm_id, client_id))
         return Client.model_validate(item) if item else None
 
+    def set_client_customer(self, client: Client, customer_id: str) -> str:
+        """Record the client's processor customer once; return the one that won a race."""
+        from botocore.exceptions import ClientError
+
+        try:
+            with dynamodb_errors():
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=keys.client(client.firm_id, client.client_id),
+                    UpdateExpression="SET processor_customer_id = :c",
+                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(processor_customer_id)",
+                    ExpressionAttributeValues=_values(c=customer_id),
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            current = self.get_client(client.firm_id, client.client_id)
+            if current is None or current.processor_customer_id is None:
+                raise
+            return current.processor_customer_id
+        return customer_id
+
     def _create(self, key: keys.Key, entity: str, model: Item, **extra: Any) -> None:
         from botocore.exceptions import ClientError
 
@@ -326,6 +348,10 @@ class Ledger:
     # -- reviews ---------------------------------------------------------------------------------
 
     def put_review(self, review: Review) -> None:
+        with dynamodb_errors():
+            self._put_review(review)
+
+    def _put_review(self, review: Review) -> None:
         self._db.put_item(
             TableName=self._table,
             Item=self._put(

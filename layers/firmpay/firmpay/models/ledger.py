@@ -88,6 +88,8 @@ class Client(Item):
     firm_id: str
     name: Name
     email: Email
+    # The processor's customer for this client at this firm, created on the first payment.
+    processor_customer_id: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -271,10 +273,14 @@ class Review(Item):
 
     review_id: str
     payable_id: str
+    firm_id: str
+    client_id: str
     amount_minor: int = Field(gt=0)
     currency: Currency
     method: MethodSummary
     payable_version: int
+    destination: Destination
+    destination_account: DepositAccount
     processor_intent_id: str | None = None
     processor_customer_id: str | None = None
     processor_method_id: str | None = None

@@ -1,0 +1,1 @@
+"""Gateways to outside services (Stripe, Plaid, SES, reCAPTCHA, KMS), each behind a small interface."""

@@ -1,0 +1,95 @@
+"""What the payment use cases need from a processor (Stripe), as plain data and a Protocol.
+
+Use cases depend on this interface only; ``firmpay.gateways.stripe_gateway`` implements it with
+the real Stripe SDK, and unit tests may pass a fake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+IntentStatus = Literal[
+    "requires_payment_method",
+    "requires_confirmation",
+    "requires_action",
+    "processing",
+    "requires_capture",
+    "succeeded",
+    "canceled",
+]
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    payment_method_id: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    customer_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Intent:
+    """The processor's view of one payment (a Stripe PaymentIntent)."""
+
+    intent_id: str
+    status: IntentStatus
+    amount_minor: int
+    currency: str
+    client_secret: str | None = None
+    payment_method_id: str | None = None
+    customer_id: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    fee_minor: int | None = None
+    mandate_id: str | None = None
+    amount_refunded_minor: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IntentRequest:
+    """Everything needed to create an intent; ``idempotency_key`` makes creation replay-safe."""
+
+    amount_minor: int
+    currency: str
+    payment_method_id: str
+    method_type: Literal["card", "us_bank_account"]
+    idempotency_key: str
+    metadata: dict[str, str]
+    description: str
+    customer_id: str | None = None
+    statement_descriptor_suffix: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmRequest:
+    intent_id: str
+    idempotency_key: str
+    setup_future_usage: Literal["off_session"] | None = None
+    customer_id: str | None = None
+    off_session: bool = False
+    mandate_ip: str | None = None
+    mandate_user_agent: str | None = None
+    mandate_id: str | None = None
+    return_url: str | None = None
+
+
+class ProcessorUnavailable(Exception):
+    """The processor did not answer (network, timeout, 5xx, rate limit): retry later, the same way."""
+
+
+class PaymentProcessor(Protocol):
+    def card_details(self, payment_method_id: str) -> CardDetails: ...
+
+    def create_intent(self, request: IntentRequest) -> Intent: ...
+
+    def confirm_intent(self, request: ConfirmRequest) -> Intent: ...
+
+    def retrieve_intent(self, intent_id: str) -> Intent: ...
+
+    def cancel_intent(self, intent_id: str, idempotency_key: str) -> Intent: ...
+
+    def ensure_customer(self, firm_id: str, client_id: str, name: str, email: str, existing: str | None) -> str: ...
