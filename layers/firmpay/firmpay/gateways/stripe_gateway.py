@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from firmpay.config import get_settings
 from firmpay.payments.processor import (
+    BankAccountSource,
     CardDetails,
     ConfirmRequest,
     Intent,
@@ -187,3 +188,22 @@ class StripeGateway:
             options={"idempotency_key": f"fp-customer-{firm_id}-{client_id}"},
         )
         return str(customer.id)
+
+    def attach_bank_account(self, customer_id: str, bank_account_token: str) -> BankAccountSource:
+        """Attach a Plaid-made ``btok_`` to the customer; Stripe answers with the ``ba_`` account."""
+        source = self._call(
+            self.client.v1.customers.payment_sources.create,
+            customer_id,
+            params={"source": bank_account_token},
+            options={"idempotency_key": f"fp-source-{customer_id}-{bank_account_token}"},
+        )
+        return BankAccountSource(
+            source_id=str(source.id), bank_name=str(_field(source, "bank_name") or "Bank"), last4=str(source.last4)
+        )
+
+    def detach_method(self, customer_id: str, method_id: str) -> None:
+        """Detach a stored card (``pm_``) or delete a bank account source (``ba_``) from the customer."""
+        if method_id.startswith("ba_"):
+            self._call(self.client.v1.customers.payment_sources.delete, customer_id, method_id)
+        else:
+            self._call(self.client.v1.payment_methods.detach, method_id)

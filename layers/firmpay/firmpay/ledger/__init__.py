@@ -2,9 +2,9 @@
 
 from firmpay.ledger.client import dynamodb_client
 from firmpay.ledger.errors import InvariantViolation
-from firmpay.ledger.repository import Ledger, LinkContext
+from firmpay.ledger.repository import DailyLimit, Ledger, LinkContext
 
-__all__ = ["InvariantViolation", "Ledger", "LinkContext", "default_ledger", "dynamodb_client"]
+__all__ = ["DailyLimit", "InvariantViolation", "Ledger", "LinkContext", "default_ledger", "dynamodb_client"]
 
 
 def default_ledger() -> Ledger:

@@ -9,6 +9,7 @@
 | payable   | PAYABLE#<payable>     | PAYABLE                     | FIRM#<firm> / PAYABLE#<ts> |
 | payment   | PAYABLE#<payable>     | PAYMENT#<payment>           | PENDING / <ts> while reserved |
 | review    | PAYABLE#<payable>     | REVIEW#<review>             | (TTL expires_at)           |
+| bank conn | PAYABLE#<payable>     | BANK#<connection>           | (TTL expires_at)           |
 | plan      | PAYABLE#<payable>     | PLAN#<plan>                 | PLANDUE / <next due>       |
 | link      | LINK#<sha256(token)>  | LINK                        |                            |
 | email     | EMAIL#<payment>       | <kind>                      | (sent-once marker)         |
@@ -51,6 +52,10 @@ def payment(payable_id: str, payment_id: str) -> Key:
 
 def review(payable_id: str, review_id: str) -> Key:
     return key(f"PAYABLE#{payable_id}", f"REVIEW#{review_id}")
+
+
+def bank_connection(payable_id: str, connection_id: str) -> Key:
+    return key(f"PAYABLE#{payable_id}", f"BANK#{connection_id}")
 
 
 def plan(payable_id: str, plan_id: str) -> Key:

@@ -27,6 +27,7 @@ from firmpay.ledger.codec import from_attr, from_item, to_attr, to_item
 from firmpay.ledger.errors import InvariantViolation, dynamodb_errors
 from firmpay.models.ledger import (
     RESERVED_STATUSES,
+    BankConnection,
     Client,
     Firm,
     Item,
@@ -41,6 +42,17 @@ from firmpay.models.ledger import (
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+
+@dataclass(frozen=True)
+class DailyLimit:
+    """A counter checked and bumped inside the reserve transaction (e.g. eCheck payments per day)."""
+
+    scope: str
+    window: str
+    limit: int
+    expires_at: int
+    error: Exception
 
 
 @dataclass(frozen=True)
@@ -386,11 +398,12 @@ class Ledger:
 
     # -- payments: reserve, settle, release ------------------------------------------------------
 
-    def reserve(self, payment: Payment) -> bool:
+    def reserve(self, payment: Payment, daily_limit: DailyLimit | None = None) -> bool:
         """Move ``payment.amount`` from balance to pending and write the PENDING payment row.
 
         Returns False when this very payment row already exists (a retry of the same submit);
-        raises ``AmountOverBalance`` / ``PayableClosed`` when the payable cannot take it.
+        raises ``AmountOverBalance`` / ``PayableClosed`` when the payable cannot take it, and
+        ``daily_limit.error`` when the optional per-day counter (same transaction) is full.
         """
         items: list[dict[str, Any]] = [
             {
@@ -420,11 +433,28 @@ class Ledger:
                 }
             },
         ]
+        if daily_limit is not None:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": keys.counter(daily_limit.scope, daily_limit.window),
+                        "UpdateExpression": "SET hits = if_not_exists(hits, :zero) + :one, expires_at = :ttl, "
+                        "entity = :entity",
+                        "ConditionExpression": "attribute_not_exists(hits) OR hits < :limit",
+                        "ExpressionAttributeValues": _values(
+                            zero=0, one=1, ttl=daily_limit.expires_at, limit=daily_limit.limit, entity="counter"
+                        ),
+                    }
+                }
+            )
         codes = self._transact(items)
         if not codes:
             return True
         if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
             return False
+        if daily_limit is not None and len(codes) > 2 and codes[2] == "ConditionalCheckFailed" and not codes[0]:
+            raise daily_limit.error
         payable = self.get_payable(payment.payable_id)
         if payable is None:
             raise NotFound("No such bill or trust request.")
@@ -549,6 +579,40 @@ class Ledger:
     def list_methods(self, firm_id: str, client_id: str) -> list[StoredMethod]:
         items = self._query_partition(f"FIRM#{firm_id}", f"METHOD#{client_id}#")
         return [_load(StoredMethod, i) for i in items]
+
+    def set_method_status(self, method: StoredMethod, status: str) -> None:
+        """Mark a stored method revoked or unusable (never charged again)."""
+        with dynamodb_errors():
+            self._db.update_item(
+                TableName=self._table,
+                Key=keys.method(method.firm_id, method.client_id, method.method_id),
+                UpdateExpression="SET #status = :status",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_values(status=status),
+            )
+
+    # -- bank connections (eCheck, between Plaid Link and submit) -------------------------------
+
+    def put_bank_connection(self, connection: BankConnection) -> None:
+        item = self._put(
+            keys.bank_connection(connection.payable_id, connection.connection_id),
+            "bank_connection",
+            connection,
+            expires_at=int(connection.expires_at.timestamp()),
+        )
+        with dynamodb_errors():
+            self._db.put_item(TableName=self._table, Item=item)
+
+    def get_bank_connection(self, payable_id: str, connection_id: str) -> BankConnection | None:
+        item = self._get(keys.bank_connection(payable_id, connection_id))
+        return BankConnection.model_validate(item) if item else None
+
+    def forget_bank_connection(self, connection: BankConnection) -> None:
+        with dynamodb_errors():
+            self._db.delete_item(
+                TableName=self._table, Key=keys.bank_connection(connection.payable_id, connection.connection_id)
+            )
 
     # -- invariant -------------------------------------------------------------------------------
 

@@ -214,6 +214,38 @@ class Consent(Item):
     user_agent: str
 
 
+class Mandate(Consent):
+    """A NACHA WEB debit authorization, kept with the payment (never deleted; >= 2 years)."""
+
+    text: str
+    amount_minor: int
+    currency: Currency
+    account_last4: Last4
+    account_validation: str
+
+
+class BankConnection(Item):
+    """A bank account the client just connected through Plaid Link, before the payment is submitted.
+
+    The Plaid access token is only ever stored encrypted (KMS). Expires with ``expires_at``.
+    """
+
+    connection_id: str
+    payable_id: str
+    firm_id: str
+    client_id: str
+    holder_name: Name
+    bank_name: str
+    last4: Last4
+    account_subtype: str
+    account_validation: str
+    processor_customer_id: str
+    processor_method_id: str
+    encrypted_access_token: str
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class Payment(Item):
     payment_id: str
     payable_id: str
@@ -236,7 +268,8 @@ class Payment(Item):
     billing: BillingDetails | None = None
     store_method: bool = False
     store_consent: Consent | None = None
-    mandate: Consent | None = None
+    mandate: Mandate | None = None
+    return_code: str | None = None
     stored_method_id: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
@@ -285,5 +318,6 @@ class Review(Item):
     processor_customer_id: str | None = None
     processor_method_id: str | None = None
     billing: BillingDetails | None = None
+    bank_connection_id: str | None = None
     expires_at: datetime
     created_at: datetime = Field(default_factory=utcnow)

@@ -26,11 +26,12 @@ from firmpay.errors import (
     ReviewExpired,
     ServiceUnavailable,
 )
-from firmpay.ledger import Ledger, LinkContext
+from firmpay.ledger import DailyLimit, Ledger, LinkContext
 from firmpay.models.ledger import (
     BillingDetails,
     Client,
     Consent,
+    Mandate,
     MethodSummary,
     MethodType,
     Payable,
@@ -186,7 +187,8 @@ def open_payment(
     now: datetime,
     origin: Literal["pay_page", "autopay", "plan"] = "pay_page",
     store_consent: Consent | None = None,
-    mandate: Consent | None = None,
+    mandate: Mandate | None = None,
+    daily_limit: DailyLimit | None = None,
 ) -> tuple[Payment, bool]:
     """Reserve the review's amount and write the PENDING payment (one transaction).
 
@@ -219,7 +221,7 @@ def open_payment(
     )
     try:
         check_amount(payable, review.amount_minor)
-        created = ledger.reserve(payment)
+        created = ledger.reserve(payment, daily_limit)
     except (PayableClosed, AmountOverBalance) as error:
         if existing := ledger.get_payment(review.payable_id, payment_id):
             return existing, False  # this review was submitted before and took the balance
@@ -292,6 +294,10 @@ def apply_intent(ledger: Ledger, payment: Payment, intent: Intent) -> Payment:
         changed = ledger.update_reserved_payment(payment, status=PaymentStatus.REQUIRES_ACTION)
     elif intent.status == "requires_payment_method" and intent.failure_code:
         failure = {"failure_code": intent.failure_code, "failure_message": intent.failure_message}
+        if payment.method.type == "echeck":
+            from firmpay.payments.echeck import ach_return_code
+
+            failure["return_code"] = ach_return_code(intent.failure_code)
         if ledger.release(payment, PaymentStatus.FAILED, **failure):
             changed = payment.model_copy(update={**failure, "status": PaymentStatus.FAILED})
     elif intent.status == "canceled":

@@ -77,6 +77,15 @@ class ConfirmRequest:
     return_url: str | None = None
 
 
+@dataclass(frozen=True)
+class BankAccountSource:
+    """A bank account attached to a processor customer (Stripe ``ba_...``)."""
+
+    source_id: str
+    bank_name: str
+    last4: str
+
+
 class ProcessorUnavailable(Exception):
     """The processor did not answer (network, timeout, 5xx, rate limit): retry later, the same way."""
 
@@ -93,3 +102,7 @@ class PaymentProcessor(Protocol):
     def cancel_intent(self, intent_id: str, idempotency_key: str) -> Intent: ...
 
     def ensure_customer(self, firm_id: str, client_id: str, name: str, email: str, existing: str | None) -> str: ...
+
+    def attach_bank_account(self, customer_id: str, bank_account_token: str) -> BankAccountSource: ...
+
+    def detach_method(self, customer_id: str, method_id: str) -> None: ...
