@@ -319,5 +319,7 @@ class Review(Item):
     processor_method_id: str | None = None
     billing: BillingDetails | None = None
     bank_connection_id: str | None = None
+    mandate_text: str | None = None
+    daily_limit: int | None = None
     expires_at: datetime
     created_at: datetime = Field(default_factory=utcnow)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from firmpay.errors import (
     AmountBelowMinimum,
@@ -121,8 +121,12 @@ def create_review(
     now: datetime,
     ttl_seconds: int,
     billing: BillingDetails | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Review:
-    """Check the amount, create the (unconfirmed) processor intent and store the review."""
+    """Check the amount, create the (unconfirmed) processor intent and store the review.
+
+    ``extra`` carries method-specific review fields (the eCheck mandate text and bank connection).
+    """
     payable, firm = context.payable, context.firm
     check_amount(payable, amount_minor)
     customer_id = ensure_customer(ledger, processor, context.client)
@@ -167,6 +171,7 @@ def create_review(
         billing=billing,
         expires_at=now + timedelta(seconds=ttl_seconds),
         created_at=now,
+        **(extra or {}),
     )
     ledger.put_review(review)
     return review

@@ -11,11 +11,36 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from firmpay.errors import FirmPayError, InvalidRequest, ServiceUnavailable
-from firmpay.models.ledger import Firm, Mandate, Payable
+from firmpay.ledger import DailyLimit, Ledger, LinkContext
+from firmpay.models.ledger import (
+    BankConnection,
+    Firm,
+    Mandate,
+    MethodSummary,
+    Payable,
+    Payment,
+    PaymentStatus,
+    Review,
+    StoredMethod,
+    new_id,
+)
+from firmpay.observability import logger
+from firmpay.payments.checkout import (
+    STORE_METHOD_TEXT,
+    STORE_METHOD_TEXT_VERSION,
+    check_amount,
+    confirm_payment,
+    consent,
+    create_review,
+    ensure_customer,
+    load_review,
+    open_payment,
+)
+from firmpay.payments.processor import PaymentProcessor, ProcessorUnavailable
 
 ACH_MANDATE_TEXT_VERSION = "ach-web-v1"
 
@@ -172,3 +197,215 @@ def ach_return_code(stripe_code: str | None) -> str | None:
     if stripe_code.startswith("R") and stripe_code[1:].isdigit():
         return stripe_code
     return STRIPE_TO_ACH_RETURN.get(stripe_code)
+
+
+# -- use cases -------------------------------------------------------------------------------------
+
+
+class TokenVault(Protocol):
+    """Encrypts secrets at rest (KMS in production), bound to an encryption context."""
+
+    def encrypt(self, plaintext: str, context: dict[str, str]) -> str: ...
+
+    def decrypt(self, ciphertext: str, context: dict[str, str]) -> str: ...
+
+
+def _vault_context(firm_id: str, client_id: str) -> dict[str, str]:
+    return {"firm_id": firm_id, "client_id": client_id, "purpose": "plaid-access-token"}
+
+
+def start_bank_link(linker: BankLinker, firm: Firm, client_id: str) -> LinkToken:
+    """A Plaid Link token for this client (products auth, US only)."""
+    ensure_echeck_offered(firm)
+    try:
+        return linker.create_link_token(plaid_user_id(firm.firm_id, client_id), firm.name, "en")
+    except BankLinkError as error:
+        raise bank_error(error) from error
+
+
+def _remove_quietly(linker: BankLinker, access_token: str) -> None:
+    try:
+        linker.remove_item(access_token)
+    except BankLinkError:
+        logger.warning("could not remove a Plaid item; it expires unused")
+
+
+def connect_bank_account(
+    ledger: Ledger,
+    linker: BankLinker,
+    processor: PaymentProcessor,
+    vault: TokenVault,
+    context: LinkContext,
+    public_token: str,
+    account_id: str,
+    holder_name: str,
+    now: datetime,
+) -> BankConnection:
+    """Exchange Link's public token, check the account, make it a Stripe bank account.
+
+    The Plaid item is removed again whenever the account is refused; the access token is kept
+    only KMS-encrypted, until submit decides whether the client stores the method.
+    """
+    ensure_echeck_offered(context.firm)
+    try:
+        access_token = linker.exchange_public_token(public_token)
+    except BankLinkError as error:
+        raise bank_error(error) from error
+    try:
+        account = linker.account(access_token, account_id)
+        if account is None:
+            raise BankAccountRefused("That account does not belong to the bank connection you made.")
+        if account.type != "depository" or account.subtype not in ("checking", "savings"):
+            raise BankAccountRefused()
+        bank_token = linker.stripe_bank_account_token(access_token, account_id)
+        customer_id = ensure_customer(ledger, processor, context.client)
+        source = processor.attach_bank_account(customer_id, bank_token)
+    except BankLinkError as error:
+        _remove_quietly(linker, access_token)
+        raise bank_error(error) from error
+    except ProcessorUnavailable as error:
+        _remove_quietly(linker, access_token)
+        raise ServiceUnavailable() from error
+    except FirmPayError:
+        _remove_quietly(linker, access_token)
+        raise
+    connection = BankConnection(
+        connection_id=new_id("bank"),
+        payable_id=context.payable.payable_id,
+        firm_id=context.firm.firm_id,
+        client_id=context.client.client_id,
+        holder_name=holder_name,
+        bank_name=account.institution_name,
+        last4=account.mask or source.last4,
+        account_subtype=account.subtype,
+        account_validation=account.verification_status or "plaid_auth_verified",
+        processor_customer_id=customer_id,
+        processor_method_id=source.source_id,
+        encrypted_access_token=vault.encrypt(
+            access_token, _vault_context(context.firm.firm_id, context.client.client_id)
+        ),
+        expires_at=now + timedelta(hours=1),
+        created_at=now,
+    )
+    ledger.put_bank_connection(connection)
+    return connection
+
+
+def create_echeck_review(
+    ledger: Ledger,
+    processor: PaymentProcessor,
+    context: LinkContext,
+    amount_minor: int,
+    connection_id: str,
+    now: datetime,
+    ttl_seconds: int,
+) -> Review:
+    """The review of an eCheck payment, with the exact mandate text the client will accept."""
+    firm, payable = context.firm, context.payable
+    ensure_echeck_offered(firm)
+    check_echeck_amount(firm, amount_minor)
+    connection = ledger.get_bank_connection(payable.payable_id, connection_id)
+    if connection is None or connection.client_id != context.client.client_id or connection.expires_at <= now:
+        raise InvalidRequest("The bank connection expired; please select your bank again.")
+    method = MethodSummary(
+        type="echeck", bank_name=connection.bank_name, last4=connection.last4, holder_name=connection.holder_name
+    )
+    check_amount(payable, amount_minor)
+    text = mandate_text(firm, payable, payable.money(amount_minor).format(firm.locale), method.label(), now)
+    return create_review(
+        ledger,
+        processor,
+        context,
+        amount_minor,
+        method,
+        connection.processor_method_id,
+        now,
+        ttl_seconds,
+        extra={"bank_connection_id": connection_id, "mandate_text": text, "daily_limit": firm.echeck_daily_limit},
+    )
+
+
+def submit_echeck(
+    ledger: Ledger,
+    processor: PaymentProcessor,
+    linker: BankLinker | None,
+    vault: TokenVault,
+    payable_id: str,
+    review_id: str,
+    authorized: bool,
+    store_method: bool,
+    ip_address: str,
+    user_agent: str,
+    now: datetime,
+) -> Payment:
+    """Reserve and debit under the accepted mandate; the payment then stays processing.
+
+    ``linker`` is only needed (and plaid-python only imported) to remove the Plaid item of a
+    method the client chose not to store.
+    """
+    if not authorized:
+        raise MandateRequired()
+    review, payable = load_review(ledger, payable_id, review_id, now)
+    if review.method.type != "echeck" or not review.mandate_text or not review.bank_connection_id:
+        raise InvalidRequest("This review is not an eCheck review.")
+    mandate = make_mandate(
+        review.mandate_text,
+        review.amount_minor,
+        review.currency,
+        None,
+        review.method.last4 or "0000",
+        now,
+        ip_address,
+        user_agent,
+        "plaid_auth_verified",
+    )
+    store_consent = (
+        consent(STORE_METHOD_TEXT, STORE_METHOD_TEXT_VERSION, now, ip_address, user_agent) if store_method else None
+    )
+    limit = DailyLimit(
+        scope=f"echeck#{review.firm_id}#{review.client_id}",
+        window=now.date().isoformat(),
+        limit=review.daily_limit or 5,
+        expires_at=int((now + timedelta(days=2)).timestamp()),
+        error=EcheckLimitExceeded("You have reached today's limit of eCheck payments; please pay by card."),
+    )
+    payment, created = open_payment(
+        ledger, review, payable, now, store_consent=store_consent, mandate=mandate, daily_limit=limit
+    )
+    if payment.status is PaymentStatus.PENDING:
+        payment = confirm_payment(ledger, processor, payment, ip_address=ip_address, user_agent=user_agent)
+    if created:
+        payment = _keep_or_forget_bank(ledger, linker, vault, review, payment, now)
+    return payment
+
+
+def _keep_or_forget_bank(
+    ledger: Ledger, linker: BankLinker | None, vault: TokenVault, review: Review, payment: Payment, now: datetime
+) -> Payment:
+    """Store the bank method (consent given, debit accepted) or remove the Plaid item."""
+    assert review.bank_connection_id is not None
+    connection = ledger.get_bank_connection(review.payable_id, review.bank_connection_id)
+    if connection is None:
+        return payment
+    if payment.store_method and payment.store_consent is not None and payment.status is PaymentStatus.PROCESSING:
+        method = StoredMethod(
+            method_id=new_id("mth"),
+            firm_id=payment.firm_id,
+            client_id=payment.client_id,
+            summary=payment.method,
+            processor_customer_id=connection.processor_customer_id,
+            processor_method_id=connection.processor_method_id,
+            consent=payment.store_consent,
+            encrypted_access_token=connection.encrypted_access_token,
+            created_from_payment_id=payment.payment_id,
+            created_at=now,
+        )
+        ledger.put_method(method)
+        payment = ledger.update_reserved_payment(payment, stored_method_id=method.method_id) or payment
+    elif linker is not None:
+        access_token = vault.decrypt(
+            connection.encrypted_access_token, _vault_context(connection.firm_id, connection.client_id)
+        )
+        _remove_quietly(linker, access_token)
+    ledger.forget_bank_connection(connection)
+    return payment
