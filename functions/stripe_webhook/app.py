@@ -4,4 +4,4 @@ from typing import Any
 
 
 def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    return {"statusCode": 501, "body": "{\"code\": \"not_implemented\", \"message\": \"not implemented yet\"}"}
+    return {"statusCode": 501, "body": '{"code": "not_implemented", "message": "not implemented yet"}'}
