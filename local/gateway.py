@@ -98,7 +98,8 @@ class FunctionRegistry:
             if name not in self._modules:
                 path = ROOT / "functions" / name / "app.py"
                 spec = importlib.util.spec_from_file_location(f"firmpay_function_{name}", path)
-                assert spec and spec.loader
+                assert spec is not None
+                assert spec.loader is not None
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[spec.name] = module
                 spec.loader.exec_module(module)
@@ -231,7 +232,7 @@ class LocalGateway:
         parts = urlsplit(request.path)
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
-        headers = {k: v for k, v in request.headers.items()}
+        headers = dict(request.headers.items())
         status, out_headers, payload = self.dispatch(
             method, parts.path, parts.query, request.path, headers, body, request.client_address[0]
         )
