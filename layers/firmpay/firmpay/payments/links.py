@@ -70,7 +70,7 @@ def resolve_link(ledger: Ledger, token: str, now: datetime) -> LinkContext:
 class PayLinkMailer(Protocol):
     """Sends a payable to its client with a fresh "Pay online now" link."""
 
-    def send_payable(self, firm: Firm, client: Client, payable: Payable, pay_url: str) -> None: ...
+    def send_payable(self, firm: Firm, client: Client, payable: Payable, pay_url: str) -> object: ...
 
 
 def send_new_link(

@@ -1,0 +1,151 @@
+"""The hosted pay page: its view model, and rendering with Jinja2 (autoescaped, lazily loaded).
+
+jinja2 is imported on the first page render only: the JSON route and the error answers of the
+same function never pay for it at cold start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from firmpay.config import get_settings
+from firmpay.ledger import LinkContext
+from firmpay.models.pay import FirmView, LineItemView, PayableView, PayLinkResponse
+from firmpay.money import MINIMUM_CHARGE_MINOR, Locale
+from firmpay.payments.presenters import money_view
+
+if TYPE_CHECKING:
+    import jinja2
+
+WEB = Path(__file__).resolve().parent
+STATIC = WEB / "static"
+ASSET_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+
+_MONTHS = {
+    "en": [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ],
+    "fr": [
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ],
+}
+
+
+def format_date(day: date, locale: Locale) -> str:
+    """``November 2, 2026`` (en-US), ``2 November 2026`` (en-CA), ``2 novembre 2026`` (fr-CA)."""
+    if locale == "fr-CA":
+        return f"{day.day} {_MONTHS['fr'][day.month - 1]} {day.year}"
+    if locale == "en-CA":
+        return f"{_MONTHS['en'][day.month - 1]} {day.day}, {day.year}"
+    return f"{_MONTHS['en'][day.month - 1]} {day.day}, {day.year}"
+
+
+def pay_view(context: LinkContext) -> PayLinkResponse:
+    """What the client sees behind a pay link, in the firm's currency and locale."""
+    firm, payable = context.firm, context.payable
+    locale = firm.locale
+
+    def money(amount: int) -> Any:
+        return money_view(amount, payable.currency, locale)
+
+    return PayLinkResponse(
+        firm=FirmView(name=firm.name, country=firm.country, currency=firm.currency, locale=locale),
+        payable=PayableView(
+            kind=payable.kind,
+            number=payable.number,
+            issued_on=payable.issued_on,
+            due_on=payable.due_on,
+            memo=payable.memo,
+            line_items=[
+                LineItemView(description=i.description, amount=money(i.amount_minor)) for i in payable.line_items
+            ],
+            total=money(payable.total_minor),
+            paid=money(payable.paid_minor),
+            pending=money(payable.pending_minor),
+            balance=money(payable.balance_minor),
+            status=payable.status.value,
+            destination=payable.destination,
+        ),
+        client_name=context.client.name,
+        payment_options=["card", "echeck"] if firm.offers_echeck else ["card"],
+        minimum_amount=money(min(MINIMUM_CHARGE_MINOR, max(payable.balance_minor, 0)) or MINIMUM_CHARGE_MINOR),
+    )
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(WEB / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["asset"] = asset_url
+    return env
+
+
+@lru_cache(maxsize=16)
+def asset_url(name: str) -> str:
+    """``/assets/pay.css?v=<hash>``: the content hash lets browsers cache assets safely."""
+    digest = hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:10]
+    return f"/assets/{name}?v={digest}"
+
+
+def read_asset(name: str) -> tuple[bytes, str] | None:
+    """An allow-listed static file and its content type (no paths, no other names)."""
+    path = STATIC / name
+    if "/" in name or name.startswith(".") or path.suffix not in ASSET_TYPES or not path.is_file():
+        return None
+    return path.read_bytes(), ASSET_TYPES[path.suffix]
+
+
+def render_pay_page(context: LinkContext) -> str:
+    view = pay_view(context)
+    settings = get_settings()
+    locale = context.firm.locale
+    return (
+        environment()
+        .get_template("pay.html")
+        .render(
+            view=view,
+            lang="fr-CA" if locale == "fr-CA" else "en",
+            issued=format_date(view.payable.issued_on, locale),
+            due=format_date(view.payable.due_on, locale),
+            firm=context.firm,
+            payable=context.payable,
+            settings=settings,
+            country=context.firm.country,
+        )
+    )
+
+
+def render_link_error(status: int, offer_new_link: bool) -> str:
+    return environment().get_template("link_error.html").render(status=status, offer_new_link=offer_new_link, lang="en")

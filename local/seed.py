@@ -1,0 +1,100 @@
+"""Demo data for `make dev`: two firms (US/USD and Canada/CAD), each with a client, a bill and a
+trust request, created through the real use cases; returns one `pay link: <url>` line per payable."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from firmpay.config import get_settings
+from firmpay.ledger import Ledger, default_ledger
+from firmpay.models.ledger import Client, DepositAccount, Firm, LineItem, Payable, new_id
+from firmpay.payments.links import issue_pay_link
+
+DEMO_FIRMS: list[dict[str, Any]] = [
+    {
+        "firm": {
+            "name": "Hartley & Vance LLP",
+            "country": "US",
+            "currency": "USD",
+            "operating_account": DepositAccount(name="Operating (Chase)", last4="6789"),
+            "trust_account": DepositAccount(name="IOLTA Trust (Chase)", last4="4321"),
+            "reply_to_email": "billing@hartleyvance.example",
+            "principals": ["arn:aws:iam::000000000000:user/firm-us"],
+        },
+        "client": {"name": "Jordan Ellis", "email": "jordan.ellis@example.com"},
+        "bill": (
+            "B-1042",
+            [
+                ("Contract review and negotiation, 6.5 h", 211_250),
+                ("Court filing fees", 43_500),
+                ("Document preparation", 95_300),
+            ],
+        ),
+        "trust": ("TR-2087", 500_000, "Retainer deposit for the Ellis v. Marlow litigation"),
+    },
+    {
+        "firm": {
+            "name": "Tremblay Avocats s.e.n.c.r.l.",
+            "country": "CA",
+            "currency": "CAD",
+            "operating_account": DepositAccount(name="Opérations (Desjardins)", last4="1188"),
+            "trust_account": DepositAccount(name="Compte en fidéicommis (Desjardins)", last4="7702"),
+            "reply_to_email": "facturation@tremblayavocats.example",
+            "principals": ["arn:aws:iam::000000000000:user/firm-ca"],
+        },
+        "client": {"name": "Camille Gagnon", "email": "camille.gagnon@example.com"},
+        "bill": ("F-3310", [("Real estate closing, 4 h", 132_000), ("Title search", 28_575)]),
+        "trust": ("FID-118", 250_000, "Deposit for the purchase of 12 rue des Érables"),
+    },
+]
+
+
+def seed_demo(stack: Any = None, ledger: Ledger | None = None, today: date | None = None) -> list[str]:
+    """Create the demo firms and return their pay-link lines."""
+    ledger = ledger or default_ledger()
+    settings = get_settings()
+    now = datetime.now(UTC)
+    today = today or now.date()
+    lines: list[str] = []
+    for demo in DEMO_FIRMS:
+        spec = demo["firm"]
+        firm = Firm(firm_id=new_id("firm"), **spec)
+        ledger.create_firm(firm)
+        client = Client(client_id=new_id("cli"), firm_id=firm.firm_id, **demo["client"])
+        ledger.create_client(client)
+        number, items = demo["bill"]
+        trust_number, trust_amount, memo = demo["trust"]
+        payables = [
+            Payable(
+                payable_id=new_id("pbl"),
+                firm_id=firm.firm_id,
+                client_id=client.client_id,
+                kind="bill",
+                number=number,
+                issued_on=today - timedelta(days=3),
+                due_on=today + timedelta(days=27),
+                currency=firm.currency,
+                line_items=[LineItem(description=d, amount_minor=a) for d, a in items],
+                total_minor=sum(a for _, a in items),
+                balance_minor=sum(a for _, a in items),
+            ),
+            Payable(
+                payable_id=new_id("pbl"),
+                firm_id=firm.firm_id,
+                client_id=client.client_id,
+                kind="trust_request",
+                number=trust_number,
+                issued_on=today - timedelta(days=1),
+                due_on=today + timedelta(days=14),
+                currency=firm.currency,
+                memo=memo,
+                total_minor=trust_amount,
+                balance_minor=trust_amount,
+            ),
+        ]
+        for payable in payables:
+            ledger.create_payable(payable)
+            url, _ = issue_pay_link(ledger, payable, settings.public_base_url, now, settings.pay_link_days)
+            lines.append(f"pay link: {url}")
+    return lines
