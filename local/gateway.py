@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import queue
 import re
 import sys
 import threading
@@ -86,28 +87,62 @@ def verify_sigv4(method: str, host: str, raw_path: str, headers: dict[str, str],
 
 
 class FunctionRegistry:
-    """Imports each function's app.py once, under a unique module name, on first use."""
+    """Warm "containers" per function: each is its own import of ``functions/<name>/app.py``.
 
-    def __init__(self, template: Template) -> None:
+    Lambda never runs two invocations in one container at once (Powertools' resolver keeps the
+    current event on the module's ``app``), so each instance serves one request at a time and
+    concurrent requests get more instances, up to ``max_containers`` per function.
+    """
+
+    def __init__(self, template: Template, max_containers: int = 8) -> None:
         self._template = template
-        self._modules: dict[str, ModuleType] = {}
+        self._max = max_containers
+        self._idle: dict[str, queue.LifoQueue[ModuleType]] = {}
+        self._created: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def module(self, name: str) -> ModuleType:
+    def _load(self, name: str, index: int) -> ModuleType:
+        path = ROOT / "functions" / name / "app.py"
+        spec = importlib.util.spec_from_file_location(f"firmpay_function_{name}_{index}", path)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    def _acquire(self, name: str) -> ModuleType:
         with self._lock:
-            if name not in self._modules:
-                path = ROOT / "functions" / name / "app.py"
-                spec = importlib.util.spec_from_file_location(f"firmpay_function_{name}", path)
-                assert spec is not None
-                assert spec.loader is not None
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[spec.name] = module
-                spec.loader.exec_module(module)
-                self._modules[name] = module
-            return self._modules[name]
+            idle = self._idle.setdefault(name, queue.LifoQueue())
+            try:
+                return idle.get_nowait()
+            except queue.Empty:
+                if self._created.get(name, 0) >= self._max:
+                    create = False
+                else:
+                    create = True
+                    self._created[name] = self._created.get(name, 0) + 1
+                    index = self._created[name]
+        if create:
+            with _IMPORT_LOCK:
+                return self._load(name, index)
+        return idle.get()
+
+    def module(self, name: str) -> ModuleType:
+        """One instance of the function's module (for tools that inspect it, e.g. the OpenAPI builder)."""
+        instance = self._acquire(name)
+        self._idle[name].put(instance)
+        return instance
 
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
-        return self.module(name).lambda_handler(event, LambdaContext(name))
+        instance = self._acquire(name)
+        try:
+            return instance.lambda_handler(event, LambdaContext(name))
+        finally:
+            self._idle[name].put(instance)
+
+
+_IMPORT_LOCK = threading.Lock()
 
 
 def build_event(
