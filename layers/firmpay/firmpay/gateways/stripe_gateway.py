@@ -106,7 +106,12 @@ class StripeGateway:
             raise
 
     def card_details(self, payment_method_id: str) -> CardDetails:
-        pm = self._call(self.client.v1.payment_methods.retrieve, payment_method_id)
+        import stripe
+
+        try:
+            pm = self._call(self.client.v1.payment_methods.retrieve, payment_method_id)
+        except stripe.InvalidRequestError as error:
+            raise ValueError("no such payment method") from error
         card = _field(pm, "card")
         if _field(pm, "type") != "card" or card is None:
             raise ValueError("not a card payment method")
@@ -166,6 +171,12 @@ class StripeGateway:
         except stripe.CardError:
             # A decline: the intent now carries last_payment_error; read it as Stripe keeps it.
             return self.retrieve_intent(request.intent_id)
+        except stripe.InvalidRequestError as error:
+            if error.code != "payment_intent_unexpected_state":
+                raise
+            # Already confirmed, canceled by the sweep, or past its idempotency window: the intent's
+            # own state is the answer (never a second attempt).
+            return self.retrieve_intent(request.intent_id)
         return intent_from_stripe(pi)
 
     def retrieve_intent(self, intent_id: str) -> Intent:
@@ -175,7 +186,16 @@ class StripeGateway:
         return intent_from_stripe(pi)
 
     def cancel_intent(self, intent_id: str, idempotency_key: str) -> Intent:
-        pi = self._call(self.client.v1.payment_intents.cancel, intent_id, options={"idempotency_key": idempotency_key})
+        import stripe
+
+        try:
+            pi = self._call(
+                self.client.v1.payment_intents.cancel, intent_id, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.InvalidRequestError as error:
+            if error.code != "payment_intent_unexpected_state":
+                raise
+            return self.retrieve_intent(intent_id)  # it succeeded or failed meanwhile: that is the answer
         return intent_from_stripe(pi)
 
     def ensure_customer(self, firm_id: str, client_id: str, name: str, email: str, existing: str | None) -> str:
@@ -207,3 +227,14 @@ class StripeGateway:
             self._call(self.client.v1.customers.payment_sources.delete, customer_id, method_id)
         else:
             self._call(self.client.v1.payment_methods.detach, method_id)
+
+
+def webhook_signature_valid(payload: str, signature_header: str | None, secret: str, tolerance: int = 300) -> bool:
+    """Whether ``Stripe-Signature`` signs this exact raw body with ``secret``, within ``tolerance`` seconds."""
+    import stripe
+
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance)
+    except stripe.SignatureVerificationError:
+        return False
+    return True

@@ -65,6 +65,16 @@ class LinkContext:
     client: Client
 
 
+@dataclass(frozen=True)
+class CheckoutState:
+    """What a submit needs before it reserves: the review, the payable, the firm, some counters."""
+
+    review: Review | None
+    payable: Payable | None
+    firm: Firm | None
+    counts: dict[tuple[str, str], int]
+
+
 _RESERVED = [s.value for s in RESERVED_STATUSES]
 
 
@@ -613,6 +623,94 @@ class Ledger:
             self._db.delete_item(
                 TableName=self._table, Key=keys.bank_connection(connection.payable_id, connection.connection_id)
             )
+
+    # -- card checkout state and card-testing counters (card payments) -------------------------
+
+    def _batch_get(self, wanted: list[keys.Key]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Items by ``(pk, sk)`` in one BatchGetItem (strongly consistent; retries unprocessed keys)."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        request: dict[str, Any] = {self._table: {"Keys": wanted, "ConsistentRead": True}}
+        while request:
+            with dynamodb_errors():
+                answer = self._db.batch_get_item(RequestItems=request)
+            for raw in answer.get("Responses", {}).get(self._table, []):
+                item = from_item(raw)
+                key = (item["pk"], item["sk"])
+                found[key] = _strip(item)
+            request = answer.get("UnprocessedKeys") or {}
+        return found
+
+    def get_checkout_state(
+        self, payable_id: str, review_id: str, firm_id: str, counters: list[tuple[str, str]]
+    ) -> CheckoutState:
+        """A review, its payable, the firm and some ``RATE#`` counters, in one BatchGetItem.
+
+        What a card submit reads before it reserves: the whole submit then costs four requests
+        (this one, the link, the reserve transaction and the settle transaction).
+        """
+        wanted = [keys.review(payable_id, review_id), keys.payable(payable_id), keys.firm(firm_id)]
+        wanted += [keys.counter(scope, window) for scope, window in counters]
+        found = self._batch_get(wanted)
+
+        def load(key: keys.Key) -> dict[str, Any] | None:
+            item = found.get((key["pk"]["S"], key["sk"]["S"]))
+            return {k: v for k, v in item.items() if k != "entity"} if item else None
+
+        review, payable, firm = (load(k) for k in wanted[:3])
+        return CheckoutState(
+            review=Review.model_validate(review) if review else None,
+            payable=Payable.model_validate(payable) if payable else None,
+            firm=Firm.model_validate(firm) if firm else None,
+            counts={c: int((load(k) or {}).get("hits", 0)) for c, k in zip(counters, wanted[3:], strict=True)},
+        )
+
+    def read_counters(self, counters: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """Current values of ``RATE#`` counters (0 when absent), in one BatchGetItem."""
+        found = self._batch_get([keys.counter(scope, window) for scope, window in counters])
+        return {
+            (scope, window): int(found.get((f"RATE#{scope}", window), {}).get("hits", 0)) for scope, window in counters
+        }
+
+    def count_hit(self, scope: str, window: str, expires_at: int, ceiling: int = 10_000) -> None:
+        """Add one to a ``RATE#`` counter (created on first hit, expiring by TTL at ``expires_at``).
+
+        Conditional on ``hits < ceiling``: a counter under attack stops growing instead of taking
+        writes forever; past the ceiling the increment is simply dropped.
+        """
+        from botocore.exceptions import ClientError
+
+        try:
+            with dynamodb_errors():
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=keys.counter(scope, window),
+                    UpdateExpression="SET hits = if_not_exists(hits, :zero) + :one, expires_at = :ttl, "
+                    "entity = :entity",
+                    ConditionExpression="attribute_not_exists(hits) OR hits < :ceiling",
+                    ExpressionAttributeValues=_values(zero=0, one=1, ttl=expires_at, ceiling=ceiling, entity="counter"),
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    def take_rate_slot(self, scope: str, window: str, limit: int, expires_at: int) -> bool:
+        """Count one use of ``scope`` in ``window``; False (nothing counted) once ``limit`` is reached."""
+        from botocore.exceptions import ClientError
+
+        try:
+            with dynamodb_errors():
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=keys.counter(scope, window),
+                    UpdateExpression="SET hits = if_not_exists(hits, :zero) + :one, expires_at = :ttl, entity = :entity",
+                    ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
+                    ExpressionAttributeValues=_values(zero=0, one=1, ttl=expires_at, limit=limit, entity="counter"),
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     # -- invariant -------------------------------------------------------------------------------
 

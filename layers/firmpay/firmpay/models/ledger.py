@@ -321,5 +321,8 @@ class Review(Item):
     bank_connection_id: str | None = None
     mandate_text: str | None = None
     daily_limit: int | None = None
+    # Card-testing defence: the client passed a reCAPTCHA check when this review was made, so its
+    # one submit is allowed even past the failed-attempt limits.
+    human_verified: bool = False
     expires_at: datetime
     created_at: datetime = Field(default_factory=utcnow)

@@ -323,7 +323,8 @@ def stored_method_from(payment: Payment, intent_method_id: str, now: datetime) -
     if not payment.store_method or payment.store_consent is None or payment.processor_customer_id is None:
         return None
     return StoredMethod(
-        method_id=new_id("mth"),
+        # Deterministic, so the submit, the webhook and the sweep store one method between them.
+        method_id="mth_" + hashlib.sha256(payment.payment_id.encode()).hexdigest()[:24],
         firm_id=payment.firm_id,
         client_id=payment.client_id,
         summary=payment.method,
