@@ -80,13 +80,13 @@ def build_document() -> dict[str, Any]:
             for method, operation in operations.items():
                 operation.setdefault("responses", {})
                 for status in ("400", "403", "404", "409", "410", "422", "429", "503"):
-                    operation["responses"].setdefault(
-                        status,
-                        {
-                            "description": "Error",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                        },
-                    )
+                    error = {
+                        "description": "Error",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    }
+                    # Our validation errors are {"code", "message"} too, not Powertools' default shape.
+                    if status == "422" or status not in operation["responses"]:
+                        operation["responses"][status] = error
                 if any(path.startswith(prefix) for prefix in iam_paths):
                     operation["security"] = [{"sigv4": []}]
                 document["paths"].setdefault(path, {})[method] = operation

@@ -11,6 +11,8 @@ balance`` holds for every payable at every moment, whatever runs concurrently:
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ from firmpay.errors import (
     CurrencyNotAccepted,
     NotFound,
     PayableClosed,
+    ServiceUnavailable,
 )
 from firmpay.ledger import keys
 from firmpay.ledger.codec import from_attr, from_item, to_attr, to_item
@@ -111,18 +114,29 @@ class Ledger:
         return found
 
     def _transact(self, items: list[dict[str, Any]]) -> list[str | None]:
-        """Run a transaction; on a failed condition return each item's cancellation code."""
+        """Run a transaction; on a failed condition return each item's cancellation code.
+
+        A ``TransactionConflict`` (another transaction on the same item at the same moment) is
+        retried with jitter: it says nothing about the conditions, only that we collided.
+        """
         from botocore.exceptions import ClientError
 
-        try:
-            with dynamodb_errors():
-                self._db.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = error.response.get("CancellationReasons") or []
-            codes = [r.get("Code") for r in reasons]
-            return [None if c in (None, "None") else c for c in codes] or ["Unknown"]
+        for attempt in range(6):
+            try:
+                with dynamodb_errors():
+                    self._db.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                reasons = error.response.get("CancellationReasons") or []
+                codes = [r.get("Code") for r in reasons]
+                if "TransactionConflict" in codes and attempt < 5:
+                    time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+                    continue
+                if "TransactionConflict" in codes:
+                    raise ServiceUnavailable() from error
+                return [None if c in (None, "None") else c for c in codes] or ["Unknown"]
+            return []
         return []
 
     # -- firms and clients -----------------------------------------------------------------------
@@ -270,7 +284,7 @@ class Ledger:
             if current.voided_at is not None:
                 return current
             raise Conflict("A payment is in progress for this payable; try again once it completes.") from error
-        return Payable.model_validate(_strip(from_item(answer["Attributes"])))
+        return _load(Payable, _strip(from_item(answer["Attributes"])))
 
     # -- pay links -------------------------------------------------------------------------------
 
@@ -670,28 +684,6 @@ class Ledger:
         return {
             (scope, window): int(found.get((f"RATE#{scope}", window), {}).get("hits", 0)) for scope, window in counters
         }
-
-    def count_hit(self, scope: str, window: str, expires_at: int, ceiling: int = 10_000) -> None:
-        """Add one to a ``RATE#`` counter (created on first hit, expiring by TTL at ``expires_at``).
-
-        Conditional on ``hits < ceiling``: a counter under attack stops growing instead of taking
-        writes forever; past the ceiling the increment is simply dropped.
-        """
-        from botocore.exceptions import ClientError
-
-        try:
-            with dynamodb_errors():
-                self._db.update_item(
-                    TableName=self._table,
-                    Key=keys.counter(scope, window),
-                    UpdateExpression="SET hits = if_not_exists(hits, :zero) + :one, expires_at = :ttl, "
-                    "entity = :entity",
-                    ConditionExpression="attribute_not_exists(hits) OR hits < :ceiling",
-                    ExpressionAttributeValues=_values(zero=0, one=1, ttl=expires_at, ceiling=ceiling, entity="counter"),
-                )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
 
     def take_rate_slot(self, scope: str, window: str, limit: int, expires_at: int) -> bool:
         """Count one use of ``scope`` in ``window``; False (nothing counted) once ``limit`` is reached."""
