@@ -110,10 +110,19 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
         return json_response(500, {"code": "internal_error", "message": "Something went wrong on our side."})
 
 
+def _with_security_headers(app: APIGatewayRestResolver, next_middleware: Any) -> Response[Any]:
+    response: Response[Any] = next_middleware(app)
+    for name, value in security_headers().items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 def make_resolver() -> APIGatewayRestResolver:
-    """A REST API resolver validating requests with pydantic, with FirmPay's error mapping."""
+    """A REST API resolver validating requests with pydantic, with FirmPay's error mapping and
+    the security headers on every answer."""
     app = APIGatewayRestResolver(enable_validation=True)
     register_error_handlers(app)
+    app.use(middlewares=[_with_security_headers])
     return app
 
 

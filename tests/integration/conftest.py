@@ -1,0 +1,51 @@
+"""Helpers for tests that go through the local stack's HTTP gateway."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+
+from local.gateway import sign_request
+
+US_KEY = "AKIALOCALFIRMUS00001"
+CA_KEY = "AKIALOCALFIRMCA00001"
+OTHER_KEY = "AKIALOCALFIRMXX00001"
+
+
+class FirmClient:
+    """SigV4-signed calls to the firm API, as a firm's billing system makes them."""
+
+    def __init__(self, base: str, access_key: str = US_KEY) -> None:
+        self.base = base
+        self.access_key = access_key
+
+    def call(self, method: str, path: str, body: Any = None, raw: str | None = None) -> requests.Response:
+        data = raw if raw is not None else (json.dumps(body) if body is not None else "")
+        url = self.base + path
+        headers = sign_request(method, url, data, self.access_key, {"Content-Type": "application/json"})
+        return requests.request(method, url, data=data.encode(), headers=headers, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def firm_client(stack: Any) -> Callable[[str], FirmClient]:
+    return lambda key=US_KEY: FirmClient(stack.urls["gateway"], key)
+
+
+def table_snapshot(stack: Any) -> list[dict[str, Any]]:
+    """Every item of the ledger table (sorted), to prove a refused request changed nothing."""
+    client = stack.client("dynamodb")
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": stack.env["LEDGER_TABLE"], "ConsistentRead": True}
+    while True:
+        page = client.scan(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    # Rate-limit counters are not ledger state.
+    kept = [i for i in items if not i["pk"]["S"].startswith("RATE#")]
+    return sorted(kept, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
