@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -29,9 +28,12 @@ from firmpay.payments import firm_admin as admin
 app = make_resolver()
 
 
-@lru_cache(maxsize=1)
+# Built once per container, at init (Lambda's init phase runs at full CPU).
+_LEDGER = default_ledger()
+
+
 def _ledger() -> Ledger:
-    return default_ledger()
+    return _LEDGER
 
 
 def _firm(firm_id: str) -> Firm:

@@ -7,7 +7,6 @@ cold start stays close to "python + a DynamoDB client".
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,12 @@ app = make_resolver()
 NEW_LINK_MESSAGE = "If this link can be renewed, a new one is on its way to the email address the firm has on file."
 
 
-@lru_cache(maxsize=1)
+# Built once per container, at init (Lambda's init phase runs at full CPU).
+_LEDGER = default_ledger()
+
+
 def _ledger() -> Ledger:
-    return default_ledger()
+    return _LEDGER
 
 
 @app.get("/pay/<token>")

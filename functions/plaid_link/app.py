@@ -20,9 +20,12 @@ from firmpay.payments.links import resolve_link
 app = make_resolver()
 
 
-@lru_cache(maxsize=1)
+# Built once per container, at init (Lambda's init phase runs at full CPU).
+_LEDGER = default_ledger()
+
+
 def _ledger() -> Ledger:
-    return default_ledger()
+    return _LEDGER
 
 
 @lru_cache(maxsize=1)
