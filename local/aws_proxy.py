@@ -1,8 +1,18 @@
 """The local AWS endpoint: a proxy in front of moto (``AWS_ENDPOINT_URL`` points here).
 
-Every request goes to moto unchanged; on the way the proxy counts requests per service and
-operation (the benchmark's "DynamoDB requests per route"), injects faults for tests (throttling,
-5xx, delays), and copies every SES message into the local outbox.
+Every request is forwarded to the moto server unchanged, over kept-alive connections. On the
+way the proxy
+
+- counts requests per service and operation (``counts()``/``reset_counts()``: the benchmark's
+  "DynamoDB requests per route");
+- injects faults for tests (``inject()``/``throttle()``): an error answer in the service's own
+  wire format (so botocore raises the real exception class), after an optional delay, or a delay
+  alone (a slow or timed-out call);
+- hands every accepted SES send (v1 ``SendEmail``/``SendRawEmail``, v2 ``SendEmail``) to the
+  outbox.
+
+It sits on every DynamoDB call of every benchmark, so the path is short: one dict lookup when no
+fault is armed, one lock for the counters, no logging.
 """
 
 from __future__ import annotations
@@ -12,52 +22,121 @@ import json
 import re
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
-_SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "expect"}
+)
+_SES_V2 = {
+    ("POST", "outbound-emails"): "SendEmail",
+    ("POST", "outbound-bulk-emails"): "SendBulkEmail",
+    ("POST", "identities"): "CreateEmailIdentity",
+    ("GET", "identities"): "ListEmailIdentities",
+    ("POST", "configuration-sets"): "CreateConfigurationSet",
+    ("GET", "account"): "GetAccount",
+}
+_SES_SENDS = frozenset({"SendEmail", "SendRawEmail"})
+_DEFAULT_CODES = {400: "ThrottlingException", 500: "InternalServerError", 503: "ServiceUnavailable"}
+_QUERY_CODES = {"ThrottlingException": "Throttling", "InternalServerError": "InternalFailure"}
+_REASONS = {status.value: status.phrase for status in http.HTTPStatus}
+
+EmailSink = Callable[[str, bytes, bytes], Any]
 
 
 @dataclass
 class Fault:
+    """An armed fault: the next ``times`` matching requests get it (``status`` None: delay only)."""
+
     service: str
     operation: str
-    status: int
-    body: bytes
+    status: int | None
+    code: str | None
+    message: str
+    body: bytes | None
     times: int
     delay: float
-    headers: dict[str, str]
 
 
-def _operation(service: str, path: str, headers: dict[str, str], body: bytes) -> str:
+def request_operation(service: str, method: str, path: str, headers: dict[str, str], body: bytes) -> str:
+    """The API operation of a request: X-Amz-Target, the query Action, or SES v2's REST path."""
     target = headers.get("x-amz-target")
     if target:
         return target.rsplit(".", 1)[-1]
-    if service == "ses" and path.startswith("/v2/email/outbound-emails"):
-        return "SendEmail"
+    route = urlsplit(path)
+    if route.path.startswith("/v2/email/"):
+        parts = route.path.split("/")
+        return _SES_V2.get((method, parts[3] if len(parts) > 3 else ""), f"{method} {route.path}")
+    if route.query:
+        action = parse_qs(route.query).get("Action")
+        if action:
+            return action[0]
     if body and headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         action = parse_qs(body.decode("utf-8", "replace")).get("Action")
         if action:
             return action[0]
-    return path.strip("/").split("/")[0] or "?"
+    return f"{method} {route.path}"
+
+
+def request_service(headers: dict[str, str]) -> str:
+    """The signing service of a request (DynamoDB Streams told apart from DynamoDB by its target)."""
+    target = headers.get("x-amz-target", "")
+    if target.startswith("DynamoDBStreams"):
+        return "dynamodbstreams"
+    found = _CREDENTIAL_SCOPE.search(headers.get("authorization", ""))
+    return found.group(1) if found else "?"
+
+
+class _ConnectionPool:
+    """Kept-alive HTTP connections to moto, shared by the proxy's threads (LIFO: warm ones first)."""
+
+    def __init__(self, port: int, timeout: float = 60.0) -> None:
+        self._port = port
+        self._timeout = timeout
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return http.client.HTTPConnection("127.0.0.1", self._port, timeout=self._timeout), False
+
+    def put(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if len(self._idle) < 64:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
 class AwsProxy:
-    def __init__(self, port: int, moto_port: int, on_email: Callable[[str, bytes], None] | None = None) -> None:
+    """``AwsProxy(moto_port).start()``; ``url`` is what ``AWS_ENDPOINT_URL`` should be."""
+
+    def __init__(self, moto_port: int, port: int = 0, on_email: EmailSink | None = None) -> None:
         self.moto_port = moto_port
         self.on_email = on_email
+        self._pool = _ConnectionPool(moto_port)
         self._counts: Counter[tuple[str, str]] = Counter()
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._local = threading.local()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -67,9 +146,12 @@ class AwsProxy:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 256
+
+        self.server = Server(("127.0.0.1", port), Handler)
+        self.port = int(self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, name="aws-proxy", daemon=True)
 
     @property
@@ -83,123 +165,169 @@ class AwsProxy:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self._pool.close()
 
-    # -- counters and faults ------------------------------------------------------------------------
+    # -- counters ------------------------------------------------------------------------------------
 
     def counts(self, service: str | None = None) -> dict[str, int]:
-        """Requests per ``service:Operation`` (or per operation of one service) since the last reset."""
+        """Requests since the last reset: ``{"dynamodb:PutItem": 2, ...}``, or ``{"PutItem": 2}`` for one service."""
         with self._lock:
-            return {
-                (op if service else f"{svc}:{op}"): n
-                for (svc, op), n in self._counts.items()
-                if service is None or svc == service
-            }
+            items = list(self._counts.items())
+        if service is None:
+            return {f"{svc}:{op}": n for (svc, op), n in sorted(items)}
+        return {op: n for (svc, op), n in sorted(items) if svc == service}
 
     def total(self, service: str) -> int:
+        """All requests to one service since the last reset."""
         return sum(self.counts(service).values())
 
     def reset_counts(self) -> None:
         with self._lock:
             self._counts.clear()
 
+    # -- faults --------------------------------------------------------------------------------------
+
     def inject(
         self,
         service: str,
         operation: str,
-        status: int = 500,
-        body: dict[str, Any] | None = None,
+        status: int | None = 500,
+        body: dict[str, Any] | str | bytes | None = None,
         times: int = 1,
         delay: float = 0.0,
+        *,
+        code: str | None = None,
+        message: str = "injected by the local AWS proxy",
     ) -> None:
-        """Answer the next ``times`` matching requests with ``status``/``body`` (after ``delay`` s)."""
-        if body is None:
-            body = {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "injected fault"}
-        payload = json.dumps(body).encode()
-        content_type = "application/x-amz-json-1.0" if service == "dynamodb" else "application/json"
-        with self._lock:
-            self._faults.append(
-                Fault(service, operation, status, payload, times, delay, {"Content-Type": content_type})
-            )
+        """Answer the next ``times`` requests of ``service``/``operation`` (``"*"``: any) with an error.
 
-    def throttle(self, operation: str, times: int = 1) -> None:
-        self.inject(
-            "dynamodb",
-            operation,
-            400,
-            {"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "Rate exceeded"},
-            times,
+        ``status`` 400 defaults to ``ThrottlingException``, 500 to ``InternalServerError``; the
+        answer is written in the request's protocol (JSON ``__type``, REST-JSON
+        ``x-amzn-ErrorType`` or query XML) unless ``body`` is given. ``status=None`` with a
+        ``delay`` forwards the request after the delay instead (a slow call; beyond the client's
+        read timeout, a timeout).
+        """
+        if status is None and delay <= 0:
+            raise ValueError("a fault needs a status, a delay, or both")
+        raw = (
+            None
+            if body is None
+            else body
+            if isinstance(body, bytes)
+            else body.encode()
+            if isinstance(body, str)
+            else json.dumps(body).encode()
         )
+        fault_code = code or (_DEFAULT_CODES.get(status, "InternalServerError") if status else None)
+        with self._lock:
+            self._faults.append(Fault(service, operation, status, fault_code, message, raw, times, delay))
+
+    def throttle(self, operation: str, times: int = 1, service: str = "dynamodb") -> None:
+        """DynamoDB (by default) answers ``ThrottlingException`` to the next ``times`` ``operation`` calls."""
+        self.inject(service, operation, 400, times=times, code="ThrottlingException", message="Rate exceeded")
 
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
 
-    def _take_fault(self, service: str, operation: str) -> Fault | None:
+    @property
+    def pending_faults(self) -> list[Fault]:
         with self._lock:
-            for fault in self._faults:
-                if fault.service == service and fault.operation in (operation, "*") and fault.times > 0:
-                    fault.times -= 1
-                    if fault.times == 0:
-                        self._faults.remove(fault)
-                    return fault
+            return list(self._faults)
+
+    def _take_fault(self, service: str, operation: str) -> Fault | None:
+        """The first armed fault matching the request, used once (caller holds the lock)."""
+        for fault in self._faults:
+            if fault.service in (service, "*") and fault.operation in (operation, "*"):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.remove(fault)
+                return fault
         return None
 
-    # -- forwarding ---------------------------------------------------------------------------------
-
-    def _connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = http.client.HTTPConnection("127.0.0.1", self.moto_port, timeout=30)
-            self._local.conn = conn
-        return conn
+    # -- the request path ----------------------------------------------------------------------------
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        found = _SERVICE.search(headers.get("authorization", ""))
-        service = found.group(1) if found else "?"
-        if headers.get("x-amz-target", "").startswith("DynamoDBStreams"):
-            service = "dynamodbstreams"
-        operation = _operation(service, request.path, headers, body)
+        pairs = request.headers.items()
+        headers = {k.lower(): v for k, v in pairs}
+        service = request_service(headers)
+        operation = request_operation(service, request.command, request.path, headers, body)
         with self._lock:
             self._counts[(service, operation)] += 1
-        fault = self._take_fault(service, operation)
+            fault = self._take_fault(service, operation) if self._faults else None
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
-            self._reply(request, fault.status, list(fault.headers.items()), fault.body)
-            return
-        status, out_headers, payload = self._forward(request.command, request.path, request.headers.items(), body)
-        if service == "ses" and operation in ("SendEmail", "SendRawEmail") and status == 200 and self.on_email:
-            self.on_email(operation, body)
-        self._reply(request, status, out_headers, payload)
+            if fault.status is not None:
+                status, out_headers, payload = _fault_reply(fault, service, request.path, headers)
+                write_response(request, status, out_headers, payload)
+                return
+        forward_headers = [(k, v) for k, v in pairs if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"]
+        try:
+            status, out_headers, payload = self._forward(request.command, request.path, forward_headers, body)
+        except OSError as error:
+            status, out_headers, payload = 502, [("Content-Type", "text/plain")], f"moto unreachable: {error}".encode()
+        if service == "ses" and operation in _SES_SENDS and status == 200 and self.on_email is not None:
+            self.on_email(operation, body, payload)
+        write_response(request, status, out_headers, payload)
 
-    def _forward(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        for attempt in (1, 2):
-            conn = self._connection()
+    def _forward(
+        self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        while True:
+            conn, reused = self._pool.get()
             try:
-                conn.request(method, path, body=body, headers=dict(headers))
+                conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+                for name, value in headers:
+                    conn.putheader(name, value)
+                conn.putheader("Content-Length", str(len(body)))
+                conn.endheaders(body)
                 answer = conn.getresponse()
                 payload = answer.read()
-                kept = [
-                    (k, v)
-                    for k, v in answer.getheaders()
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length")
-                ]
-                return answer.status, kept, payload
             except (http.client.HTTPException, OSError):
                 conn.close()
-                self._local.conn = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+                if reused:  # moto closed an idle connection; the request never reached it
+                    continue
+                raise
+            kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"]
+            if answer.will_close:
+                conn.close()
+            else:
+                self._pool.put(conn)
+            return answer.status, kept, payload
 
-    @staticmethod
-    def _reply(request: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
-        request.send_response(status)
-        for name, value in headers:
-            request.send_header(name, value)
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        request.wfile.write(payload)
+
+def _fault_reply(fault: Fault, service: str, path: str, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+    assert fault.status is not None
+    request_id = str(uuid.uuid4())
+    code = fault.code or "InternalServerError"
+    if "x-amz-target" in headers:  # AWS JSON 1.0 / 1.1 (DynamoDB, SQS, KMS, SSM)
+        content_type = headers.get("content-type", "application/x-amz-json-1.0")
+        prefix = "com.amazonaws.dynamodb.v20120810#" if service in ("dynamodb", "dynamodbstreams") else ""
+        body = fault.body or json.dumps({"__type": prefix + code, "message": fault.message}).encode()
+        return fault.status, [("Content-Type", content_type), ("x-amzn-RequestId", request_id)], body
+    if urlsplit(path).path.startswith("/v2/"):  # REST-JSON (SES v2)
+        body = fault.body or json.dumps({"message": fault.message}).encode()
+        return (
+            fault.status,
+            [("Content-Type", "application/json"), ("x-amzn-ErrorType", code), ("x-amzn-RequestId", request_id)],
+            body,
+        )
+    query_code = _QUERY_CODES.get(code, code)  # query protocol (SES v1)
+    kind = "Sender" if fault.status < 500 else "Receiver"
+    body = fault.body or (
+        f"<ErrorResponse><Error><Type>{kind}</Type><Code>{query_code}</Code><Message>{fault.message}</Message>"
+        f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+    ).encode()
+    return fault.status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], body
+
+
+def write_response(request: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
+    """Status line, headers and body in one write (no Nagle/delayed-ACK stalls, one syscall)."""
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    lines.append(f"Content-Length: {len(payload)}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    request.wfile.write(head + payload if request.command != "HEAD" else head)

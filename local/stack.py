@@ -61,6 +61,13 @@ WEBHOOK_SECRET = "whsec_local_firmpay"
 RECAPTCHA_SITE_KEY = "local-recaptcha-site-key"
 RECAPTCHA_SECRET = "local-recaptcha-secret"
 PLAID_CREDENTIALS = {"client_id": "local-plaid-client-id", "secret": "local-plaid-secret"}
+# The SSM SecureString parameters the functions read, by the environment variable naming them.
+_SECRETS = {
+    "STRIPE_SECRET_KEY_PARAM": STRIPE_SECRET,
+    "STRIPE_WEBHOOK_SECRET_PARAM": WEBHOOK_SECRET,
+    "PLAID_CREDENTIALS_PARAM": json.dumps(PLAID_CREDENTIALS),
+    "RECAPTCHA_SECRET_PARAM": RECAPTCHA_SECRET,
+}
 
 # Run in each child: exit when the parent goes away (even on SIGKILL), then run the module as -m would.
 _LAUNCHER = """\
@@ -256,7 +263,7 @@ class LocalStack:
         elif ports == "free":
             self.ports = {"gateway": 0, "proxy": 0} | {k: free_port() for k in CHILDREN}
         else:
-            self.ports = {k: int(ports.get(k, 0)) for k in FIXED_PORTS}
+            self.ports = {k: int(ports.get(k, 0)) or (free_port() if k in CHILDREN else 0) for k in FIXED_PORTS}
         self.want_plaid = (ROOT / "local" / "plaid_emulator" / "__main__.py").exists() if plaid is None else plaid
         self.want_poller = poller
         self.log_requests = self.fixed if log_requests is None else log_requests
@@ -568,7 +575,17 @@ class LocalStack:
                 clients["sesv2"].create_configuration_set(ConfigurationSetName=name)
                 physical[logical_id] = name
 
-        jobs: list[Callable[[], None]] = [mail_setup]
+        def put_secrets() -> None:  # first: moto's SSM backend is the slowest to warm up (~0.7 s)
+            environment: dict[str, Any] = {}
+            for spec in template.specs.values():
+                environment |= spec.environment
+            for env_name, value in _SECRETS.items():
+                if env_name in environment:
+                    clients["ssm"].put_parameter(
+                        Name=base_resolver.resolve_str(environment[env_name]), Value=value, Type="SecureString", Overwrite=True
+                    )
+
+        jobs: list[Callable[[], None]] = [put_secrets, mail_setup]
         jobs += [lambda lid=lid: create_table(lid) for lid in template.tables]
         jobs += [lambda lid=lid: create_queue(lid) for lid in template.resources_of_type("AWS::SQS::Queue")]
         jobs += [lambda lid=lid: create_key(lid) for lid in template.resources_of_type("AWS::KMS::Key")]
@@ -647,7 +664,6 @@ class LocalStack:
             pass
         self.env = env
         self._apply_environment(env)
-        self._put_secrets()
 
     def _apply_environment(self, env: Mapping[str, str]) -> None:
         for key, value in env.items():
@@ -669,18 +685,6 @@ class LocalStack:
         self._saved_env.clear()
         if self.env:
             reset_firmpay_caches()
-
-    def _put_secrets(self) -> None:
-        ssm = self.client("ssm")
-        secrets = {
-            "STRIPE_SECRET_KEY_PARAM": STRIPE_SECRET,
-            "STRIPE_WEBHOOK_SECRET_PARAM": WEBHOOK_SECRET,
-            "PLAID_CREDENTIALS_PARAM": json.dumps(PLAID_CREDENTIALS),
-            "RECAPTCHA_SECRET_PARAM": RECAPTCHA_SECRET,
-        }
-        for env_name, value in secrets.items():
-            if self.env.get(env_name):
-                ssm.put_parameter(Name=self.env[env_name], Value=value, Type="SecureString", Overwrite=True)
 
     # -- emulators and the stream ----------------------------------------------------------------
 
