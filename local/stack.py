@@ -24,6 +24,7 @@ cleaned up by the next start: its processes are killed if they are provably ours
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -154,8 +155,8 @@ def listeners(pids: list[int] | None = None) -> list[Listener]:
             for line in Path(table).read_text().splitlines()[1:]:
                 fields = line.split()
                 if fields[3] == "0A":  # LISTEN
-                    address, port = fields[1].split(":")
-                    listening[fields[9]] = (_decode_address(address), int(port, 16))
+                    hex_address, hex_port = fields[1].split(":")
+                    listening[fields[9]] = (_decode_address(hex_address), int(hex_port, 16))
     found: list[Listener] = []
     candidates = pids if pids is not None else [int(p) for p in os.listdir("/proc") if p.isdigit()]
     for pid in candidates:
@@ -204,7 +205,17 @@ def reset_firmpay_caches() -> None:
     if "aws_lambda_powertools.utilities.parameters" in sys.modules:
         from aws_lambda_powertools.utilities import parameters
 
-        parameters.clear_caches()
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
+
+
+_SESSION_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _session() -> Any:
+    import boto3
+
+    return boto3.session.Session()
 
 
 # -- the stack -------------------------------------------------------------------------------------
@@ -287,6 +298,7 @@ class LocalStack:
         self._client_lock = threading.Lock()
         self._saved_env: dict[str, str | None] = {}
         self._started = False
+        self._owns_run_state = False
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -322,8 +334,9 @@ class LocalStack:
         clean_stale_runs()
         if self.fixed or any(self.ports.values()):
             self._check_ports()
+        self._owns_run_state = True  # from here on, the pidfile and run directory are this run's
         (self.run_dir / "tmp").mkdir(parents=True, exist_ok=True)
-        self._spawn("moto", "moto.server", "-H", "127.0.0.1", "-p", str(self.ports["moto"]))
+        self._spawn("moto", "local.moto_server", "-H", "127.0.0.1", "-p", str(self.ports["moto"]))
         self._spawn("stripe", "local.stripe_emulator", "--port", str(self.ports["stripe"]))
         stripe_url = f"http://127.0.0.1:{self.ports['stripe']}"
         if self.want_plaid:
@@ -391,9 +404,11 @@ class LocalStack:
                 client.close()
         self._client_cache.clear()
         self._restore_environment()
-        with contextlib.suppress(FileNotFoundError):
-            self.pidfile.unlink()
-        _remove_tree(self.run_dir)
+        if self._owns_run_state:  # a start refused because of another run must not touch its state
+            with contextlib.suppress(FileNotFoundError):
+                self.pidfile.unlink()
+            _remove_tree(self.run_dir)
+            self._owns_run_state = False
         if LocalStack._active is self:
             LocalStack._active = None
         self._started = False
@@ -461,9 +476,7 @@ class LocalStack:
             time.sleep(0.03)
 
     def _write_pidfile(self) -> None:
-        children = [
-            {"name": name, "pid": p.pid, "start": _proc_start(p.pid)} for name, p in self._processes.items()
-        ]
+        children = [{"name": name, "pid": p.pid, "start": _proc_start(p.pid)} for name, p in self._processes.items()]
         state = {
             "owner": os.getpid(),
             "owner_start": _proc_start(os.getpid()),
@@ -504,17 +517,17 @@ class LocalStack:
 
     @staticmethod
     def _new_client(service: str, endpoint: str) -> Any:
-        import boto3
         import botocore.config
 
-        return boto3.session.Session().client(
-            service,
-            endpoint_url=endpoint,
-            region_name=REGION,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-            config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 2}, max_pool_connections=16),
-        )
+        with _SESSION_LOCK:  # one session (its loaders cache the service models); not thread-safe
+            return _session().client(
+                service,
+                endpoint_url=endpoint,
+                region_name=REGION,
+                aws_access_key_id="local",
+                aws_secret_access_key="local",
+                config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 2}, max_pool_connections=16),
+            )
 
     def _create_aws_resources(self) -> None:
         """Every resource template.yaml declares that functions reach at runtime, created in moto."""
@@ -582,13 +595,16 @@ class LocalStack:
             for env_name, value in _SECRETS.items():
                 if env_name in environment:
                     clients["ssm"].put_parameter(
-                        Name=base_resolver.resolve_str(environment[env_name]), Value=value, Type="SecureString", Overwrite=True
+                        Name=base_resolver.resolve_str(environment[env_name]),
+                        Value=value,
+                        Type="SecureString",
+                        Overwrite=True,
                     )
 
         jobs: list[Callable[[], None]] = [put_secrets, mail_setup]
-        jobs += [lambda lid=lid: create_table(lid) for lid in template.tables]
-        jobs += [lambda lid=lid: create_queue(lid) for lid in template.resources_of_type("AWS::SQS::Queue")]
-        jobs += [lambda lid=lid: create_key(lid) for lid in template.resources_of_type("AWS::KMS::Key")]
+        jobs += [functools.partial(create_table, lid) for lid in template.tables]
+        jobs += [functools.partial(create_queue, lid) for lid in template.resources_of_type("AWS::SQS::Queue")]
+        jobs += [functools.partial(create_key, lid) for lid in template.resources_of_type("AWS::KMS::Key")]
         with ThreadPoolExecutor(max_workers=8) as pool:
             for future in [pool.submit(job) for job in jobs]:
                 future.result()
@@ -597,7 +613,8 @@ class LocalStack:
         for logical_id in template.resources_of_type("AWS::KMS::Alias"):
             props = template.resource(logical_id).get("Properties") or {}
             clients["kms"].create_alias(
-                AliasName=resolver.resolve_str(props["AliasName"]), TargetKeyId=resolver.resolve_str(props["TargetKeyId"])
+                AliasName=resolver.resolve_str(props["AliasName"]),
+                TargetKeyId=resolver.resolve_str(props["TargetKeyId"]),
             )
         self._resolver = resolver
         mapping = template.stream
@@ -701,7 +718,10 @@ class LocalStack:
                 "POST",
                 "/_config/webhooks/firmpay",
                 body=data,
-                headers={"Content-Type": "application/x-www-form-urlencoded", "Authorization": f"Bearer {STRIPE_SECRET}"},
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Authorization": f"Bearer {STRIPE_SECRET}",
+                },
             )
             answer = conn.getresponse()
             text = answer.read().decode(errors="replace")
@@ -787,14 +807,24 @@ def clean_stale_runs() -> list[str]:
         owner = int(state.get("owner", 0))
         if owner and alive(owner) and _proc_start(owner) == state.get("owner_start"):
             continue
+        killed = []
         for child in state.get("children", []):
             if _ours(child):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(int(child["pid"]), signal.SIGKILL)
+                    killed.append(int(child["pid"]))
+        deadline = time.monotonic() + 3
+        while any(alive(pid) for pid in killed) and time.monotonic() < deadline:
+            time.sleep(0.05)  # their ports are free once they are gone
         with contextlib.suppress(FileNotFoundError):
             pidfile.unlink()
         _remove_tree(RUN / pidfile.stem)
         cleaned.append(pidfile.stem)
+    week_ago = time.time() - 7 * 86400
+    for log in LOGS.glob("*.log"):  # subprocess logs of old runs
+        with contextlib.suppress(OSError):
+            if log.stat().st_mtime < week_ago:
+                log.unlink()
     return cleaned
 
 

@@ -51,6 +51,9 @@ def ledger_table_definition() -> dict:
 def moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
+    from local.moto_server import make_dynamodb_writes_atomic
+
+    make_dynamodb_writes_atomic()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -1,0 +1,46 @@
+"""moto's server with DynamoDB's write atomicity: ``python -m local.moto_server -H 127.0.0.1 -p PORT``.
+
+moto serves requests on threads and its DynamoDB backend does not lock: two concurrent
+conditional writes (``balance >= :amount``) on one item can both pass their condition, which
+real DynamoDB never allows. The ledger's correctness rests on that guarantee, so the local stack
+(and the tests' in-process moto) serialize DynamoDB's mutating operations with one lock.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from typing import Any
+
+_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+_LOCK = threading.RLock()
+
+
+def make_dynamodb_writes_atomic() -> None:
+    """Wrap moto's DynamoDB write operations in one process-wide lock (idempotent)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _WRITES:
+        original = getattr(DynamoDBBackend, name)
+        if getattr(original, "_firmpay_atomic", False):
+            continue
+
+        @functools.wraps(original)
+        def atomic(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _LOCK:
+                return __original(self, *args, **kwargs)
+
+        atomic._firmpay_atomic = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, atomic)
+
+
+def main() -> None:
+    make_dynamodb_writes_atomic()
+    from moto.server import main as moto_main
+
+    moto_main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
