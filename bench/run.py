@@ -170,7 +170,6 @@ def routes() -> list[dict[str, Any]]:
         from datetime import UTC, datetime
 
         from firmpay.payments.links import issue_pay_link
-
         from tests.support.factories import create_billed
 
         billed = create_billed(stack.ledger)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import requests
-from firmpay.payments.links import issue_pay_link
 
+from firmpay.payments.links import issue_pay_link
 from tests.integration.conftest import table_snapshot
 from tests.support.factories import create_billed
 

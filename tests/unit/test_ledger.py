@@ -10,7 +10,7 @@ import pytest
 
 from firmpay.errors import AmountOverBalance, Conflict, PayableClosed, PayLinkExpired, PayLinkNotFound
 from firmpay.ledger import Ledger
-from firmpay.models.ledger import MethodSummary, Payment, PaymentStatus, PayableStatus
+from firmpay.models.ledger import MethodSummary, PayableStatus, Payment, PaymentStatus
 from firmpay.payments.links import issue_pay_link, resolve_link
 from tests.support.factories import Billed, create_billed
 
@@ -19,10 +19,16 @@ NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 def payment(billed: Billed, payment_id: str, amount: int) -> Payment:
     return Payment(
-        payment_id=payment_id, payable_id=billed.payable.payable_id, firm_id=billed.firm.firm_id,
-        client_id=billed.client.client_id, reference="FP-TEST-0001", amount_minor=amount,
-        currency=billed.payable.currency, method=MethodSummary(type="card", brand="visa", last4="4242"),
-        idempotency_key=f"fp-confirm-{payment_id}", destination=billed.payable.destination,
+        payment_id=payment_id,
+        payable_id=billed.payable.payable_id,
+        firm_id=billed.firm.firm_id,
+        client_id=billed.client.client_id,
+        reference="FP-TEST-0001",
+        amount_minor=amount,
+        currency=billed.payable.currency,
+        method=MethodSummary(type="card", brand="visa", last4="4242"),
+        idempotency_key=f"fp-confirm-{payment_id}",
+        destination=billed.payable.destination,
         destination_account=billed.firm.operating_account,
     )
 
