@@ -1,7 +1,92 @@
-"""card_payment: placeholder until its issue lands."""
+"""card_payment: review, submit and complete (after 3-D Secure) a card payment from a pay link."""
 
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    return {"statusCode": 501, "body": '{"code": "not_implemented", "message": "not implemented yet"}'}
+from firmpay.api import client_ip, json_response, make_resolver, user_agent
+from firmpay.config import get_settings
+from firmpay.gateways.captcha import RecaptchaVerifier
+from firmpay.gateways.stripe_gateway import StripeGateway
+from firmpay.ledger import Ledger, default_ledger
+from firmpay.models.card import CardCompleteRequest, CardReviewRequest, CardSubmitRequest
+from firmpay.models.ledger import PayLink
+from firmpay.observability import logger
+from firmpay.payments import card
+from firmpay.payments.links import find_link, resolve_link
+
+app = make_resolver()
+
+
+@lru_cache(maxsize=1)
+def _ledger() -> Ledger:
+    return default_ledger()
+
+
+@lru_cache(maxsize=1)
+def _verifier() -> RecaptchaVerifier:
+    return RecaptchaVerifier.from_settings()
+
+
+def _usable_link(token: str, now: datetime) -> PayLink:
+    """The link in one GetItem (submit's budget); expired or revoked links get the usual 410."""
+    link = find_link(_ledger(), token)
+    if not link.is_usable(now):
+        resolve_link(_ledger(), token, now)  # raises PayLinkExpired
+    return link
+
+
+@app.post("/api/pay/<token>/card/review")
+def review_card(token: str, request: CardReviewRequest) -> Any:
+    now = datetime.now(UTC)
+    context = resolve_link(_ledger(), token, now)
+    review = card.create_card_review(
+        _ledger(),
+        StripeGateway(),
+        _verifier(),
+        context,
+        request.amount_minor,
+        request.payment_method_id,
+        request.billing,
+        request.captcha_token,
+        client_ip(app),
+        now,
+        get_settings().review_ttl_seconds,
+    )
+    return json_response(200, card.card_review_response(review, context).model_dump())
+
+
+@app.post("/api/pay/<token>/card/submit")
+def submit_card(token: str, request: CardSubmitRequest) -> Any:
+    now = datetime.now(UTC)
+    outcome = card.submit_card(
+        _ledger(),
+        StripeGateway(),
+        _verifier(),
+        _usable_link(token, now),
+        request.review_id,
+        request.store_method,
+        request.captcha_token,
+        client_ip(app),
+        user_agent(app),
+        now,
+    )
+    return json_response(200, card.card_result(outcome).model_dump())
+
+
+@app.post("/api/pay/<token>/card/complete")
+def complete_card(token: str, request: CardCompleteRequest) -> Any:
+    now = datetime.now(UTC)
+    link = _usable_link(token, now)
+    outcome = card.complete_card(_ledger(), StripeGateway(), link, request.payment_id, client_ip(app), now)
+    return json_response(200, card.card_result(outcome).model_dump())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from firmpay.api import client_ip, json_response, make_resolver, user_agent
 from firmpay.config import get_settings
 from firmpay.gateways.kms import KmsVault

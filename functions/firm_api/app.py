@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from firmpay.api import JSON, caller_arn, json_response, make_resolver, security_headers
 from firmpay.config import get_settings
 from firmpay.errors import NotFound

@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from firmpay.api import json_response, make_resolver
 from firmpay.gateways.kms import KmsVault
 from firmpay.gateways.stripe_gateway import StripeGateway

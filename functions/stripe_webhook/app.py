@@ -1,7 +1,43 @@
-"""stripe_webhook: placeholder until its issue lands."""
+"""stripe_webhook: Stripe's signed events, verified on the raw body, reconciled with the ledger."""
 
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    return {"statusCode": 501, "body": '{"code": "not_implemented", "message": "not implemented yet"}'}
+from firmpay.api import json_response, make_resolver
+from firmpay.config import get_settings
+from firmpay.gateways.stripe_gateway import StripeGateway, webhook_signature_valid
+from firmpay.ledger import Ledger, default_ledger
+from firmpay.models.card import WebhookAnswer
+from firmpay.observability import logger
+from firmpay.payments import webhooks
+from firmpay.secrets import get_secret
+
+app = make_resolver()
+
+
+@lru_cache(maxsize=1)
+def _ledger() -> Ledger:
+    return default_ledger()
+
+
+@app.post("/webhooks/stripe")
+def stripe_webhook() -> Any:
+    event = webhooks.read_event(
+        app.current_event.decoded_body or "",
+        app.current_event.get_header_value("Stripe-Signature", case_sensitive=False),
+        get_secret(get_settings().stripe_webhook_secret_param),
+        webhook_signature_valid,
+    )
+    outcome = webhooks.reconcile_event(_ledger(), StripeGateway(), event, datetime.now(UTC))
+    return json_response(200, WebhookAnswer(outcome=outcome).model_dump())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
