@@ -291,7 +291,9 @@ class AwsProxy:
                 if reused:  # moto closed an idle connection; the request never reached it
                     continue
                 raise
-            kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"]
+            kept = [
+                (k, v) for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"
+            ]
             if answer.will_close:
                 conn.close()
             else:
@@ -299,7 +301,9 @@ class AwsProxy:
             return answer.status, kept, payload
 
 
-def _fault_reply(fault: Fault, service: str, path: str, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+def _fault_reply(
+    fault: Fault, service: str, path: str, headers: dict[str, str]
+) -> tuple[int, list[tuple[str, str]], bytes]:
     assert fault.status is not None
     request_id = str(uuid.uuid4())
     code = fault.code or "InternalServerError"
@@ -317,14 +321,19 @@ def _fault_reply(fault: Fault, service: str, path: str, headers: dict[str, str])
         )
     query_code = _QUERY_CODES.get(code, code)  # query protocol (SES v1)
     kind = "Sender" if fault.status < 500 else "Receiver"
-    body = fault.body or (
-        f"<ErrorResponse><Error><Type>{kind}</Type><Code>{query_code}</Code><Message>{fault.message}</Message>"
-        f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-    ).encode()
+    body = (
+        fault.body
+        or (
+            f"<ErrorResponse><Error><Type>{kind}</Type><Code>{query_code}</Code><Message>{fault.message}</Message>"
+            f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+        ).encode()
+    )
     return fault.status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], body
 
 
-def write_response(request: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
+def write_response(
+    request: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], payload: bytes
+) -> None:
     """Status line, headers and body in one write (no Nagle/delayed-ACK stalls, one syscall)."""
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
     lines.extend(f"{name}: {value}" for name, value in headers)

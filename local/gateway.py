@@ -9,8 +9,10 @@ unsigned or forged requests to IAM routes, get API Gateway's own 403 answers.
 
 Handlers run in "warm containers": each is a separate import of the function's module, serving
 one request at a time, as Lambda never runs two invocations in one container (Powertools'
-resolver keeps the current event on the module's ``app``); concurrent requests get more
-containers. Dev-only routes (outbox, reCAPTCHA stand-in, health) live under ``/_local/``, a prefix
+resolver keeps per-request state on the module's ``app``); concurrent requests get more
+containers. Powertools also keeps the current event in a class attribute shared by the whole
+process; ``isolate_powertools_per_thread()`` makes it per thread, so concurrent requests never
+see each other's event. Dev-only routes (outbox, reCAPTCHA stand-in, health) live under ``/_local/``, a prefix
 template.yaml never uses.
 
 One log line per request: method, path (pay-link tokens redacted), status, milliseconds. Request
@@ -110,7 +112,9 @@ class SignatureRejected(Exception):
         self.error_type = error_type
 
 
-def verify_sigv4(method: str, raw_path: str, headers: Mapping[str, str], body: bytes, now: float | None = None) -> IamUser:
+def verify_sigv4(
+    method: str, raw_path: str, headers: Mapping[str, str], body: bytes, now: float | None = None
+) -> IamUser:
     """The local IAM user who signed this request; ``SignatureRejected`` (API Gateway's words) otherwise."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -132,7 +136,9 @@ def verify_sigv4(method: str, raw_path: str, headers: Mapping[str, str], body: b
     if user is None:
         raise SignatureRejected("The security token included in the request is invalid.", "UnrecognizedClientException")
     if found["service"] != "execute-api":
-        raise SignatureRejected("Credential should be scoped to correct service: 'execute-api'. ", "InvalidSignatureException")
+        raise SignatureRejected(
+            "Credential should be scoped to correct service: 'execute-api'. ", "InvalidSignatureException"
+        )
     if found["region"] != REGION:
         raise SignatureRejected("Credential should be scoped to a valid region. ", "InvalidSignatureException")
     amz_date = lower.get("x-amz-date", "")
@@ -209,6 +215,51 @@ class IamAuth:
         return request
 
 
+class _PerThread:
+    """A data descriptor whose value belongs to the thread that set it."""
+
+    def __init__(self, name: str) -> None:
+        self._local = threading.local()
+        self.name = name
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        try:
+            return self._local.value
+        except AttributeError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, obj: object, value: Any) -> None:
+        self._local.value = value
+
+
+_ISOLATION_LOCK = threading.Lock()
+
+
+def isolate_powertools_per_thread() -> bool:
+    """Make Powertools' "current event" per thread, as it is per process in Lambda.
+
+    ``APIGatewayRestResolver.resolve`` stores the event in ``BaseRouter.current_event``, a class
+    attribute shared by every resolver of the process: fine in Lambda (one invocation per
+    process), wrong here, where concurrent requests run in threads of one process (measured:
+    119 of 120 concurrent requests read another request's event). The class attribute becomes
+    thread-local, for class-level access (a metaclass descriptor) and instance access alike.
+    Returns False when Powertools is not installed.
+    """
+    try:
+        from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+    except ImportError:
+        return False
+    with _ISOLATION_LOCK:
+        if getattr(type(BaseRouter), "_per_thread", False):
+            return True
+        slots = {name: _PerThread(name) for name in ("current_event", "lambda_context")}
+        for name, descriptor in slots.items():
+            setattr(BaseRouter, name, descriptor)  # instance access: self.current_event
+        meta = type(BaseRouter)
+        BaseRouter.__class__ = type(f"PerThread{meta.__name__}", (meta,), {**slots, "_per_thread": True})  # type: ignore[method-assign]
+    return True
+
+
 class FunctionRegistry:
     """Warm "containers" per function: each is its own import of the function's handler module.
 
@@ -224,6 +275,7 @@ class FunctionRegistry:
         self._created: dict[str, int] = {}
         self._overrides: dict[str, Callable[[Any, LambdaContext], Any]] = {}
         self._lock = threading.Lock()
+        isolate_powertools_per_thread()
 
     def spec(self, name: str) -> FunctionSpec:
         return self.template.function(name)
@@ -549,7 +601,9 @@ class LocalGateway:
             except SignatureRejected as rejected:
                 return gateway_error(403, rejected.message, rejected.error_type, request_id)
         event_headers = _with_forwarding(headers, source_ip, self.port)
-        event = build_event(route, method, path, query, event_headers, body, params, source_ip, user, request_id=request_id, domain=host)
+        event = build_event(
+            route, method, path, query, event_headers, body, params, source_ip, user, request_id=request_id, domain=host
+        )
         spec = self.template.function(route.function)
         started = time.monotonic()
         try:
@@ -558,7 +612,9 @@ class LocalGateway:
             self._log_error(f"{spec.logical_id} raised (request {request_id}):\n{traceback.format_exc()}")
             return gateway_error(502, "Internal server error", None, request_id)
         if time.monotonic() - started > spec.timeout_s:
-            self._log_error(f"{spec.logical_id}: Task timed out after {spec.timeout_s}.00 seconds (request {request_id})")
+            self._log_error(
+                f"{spec.logical_id}: Task timed out after {spec.timeout_s}.00 seconds (request {request_id})"
+            )
             return gateway_error(502, "Internal server error", None, request_id)
         try:
             status, out_headers, payload = proxy_answer(answer)
@@ -584,7 +640,7 @@ class LocalGateway:
 
 def _read_body(request: BaseHTTPRequestHandler) -> bytes:
     if request.headers.get("Transfer-Encoding", "").lower() == "chunked":
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int(request.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:

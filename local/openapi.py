@@ -1,112 +1,252 @@
 """Build the API's OpenAPI document from the handlers' own pydantic models.
 
-Each function's Powertools resolver describes its routes; this merges them into one document,
-adds the error answers (``{"code", "message"}`` with the stable codes) and the SigV4 scheme of the
-firm routes. ``--write`` stores it as ``firmpay/web/openapi.json``, which ``GET /api/openapi.json``
-serves; a test checks the stored document is current.
+Every ``functions/<name>/app.py`` with a module-level Powertools resolver ``app`` describes its
+own routes (placeholders without one are skipped). This merges their documents (paths and
+component schemas) into one, then makes it say what the API really does:
+
+- every operation lists the error answers, ``{"code", "message"}`` with the stable codes of
+  ``firmpay.errors.ERROR_CLASSES`` (instead of Powertools' default validation-error shape, which
+  FirmPay never sends);
+- operations behind an ``AWS_IAM`` route of template.yaml need the ``sigv4`` security scheme;
+- a 204 answer has no body.
+
+``python -m local.openapi --write`` (``make openapi``) stores it as
+``layers/firmpay/firmpay/web/openapi.json`` (sorted keys: stable, reviewable diffs), which
+``GET /api/openapi.json`` serves; a test fails when the stored document is not what this builds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
+import os
 import sys
 import tomllib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from local.template import ROOT, load_template
+from local.template import ROOT, Template, load_template
 
 TARGET = ROOT / "layers" / "firmpay" / "firmpay" / "web" / "openapi.json"
+FUNCTIONS = ROOT / "functions"
+TITLE = "FirmPay API"
+DESCRIPTION = (
+    "Pay links, card and eCheck payments for US and Canadian law firms. Money is always an integer "
+    "count of minor units (cents) with an ISO currency; dates are ISO (YYYY-MM-DD). Every error "
+    'answers `{"code", "message"}` with a stable `code`. Routes under `/firm/` need requests signed '
+    "with AWS Signature Version 4 (service `execute-api`) by an IAM principal of the firm; API "
+    "Gateway itself refuses unsigned or badly signed requests with a 403."
+)
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+ERROR_REF = "#/components/schemas/Error"
 
 
-def _resolver(name: str) -> Any:
-    path = ROOT / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"firmpay_openapi_{name}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return getattr(module, "app", None)
+class OpenApiConflict(RuntimeError):
+    """Two functions document the same operation, or two different schemas share one name."""
 
 
-def build_document() -> dict[str, Any]:
+# -- loading the handlers --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _import_environment() -> Iterator[None]:
+    """What a handler module needs to import: some create their AWS clients at module scope.
+
+    Creating a client needs a region, never a network call; the environment is restored after.
+    """
+    defaults = {"AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}
+    saved = {name: os.environ.get(name) for name in defaults}
+    for name, value in defaults.items():
+        os.environ.setdefault(name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def load_resolvers(functions_dir: Path = FUNCTIONS) -> dict[str, Any]:
+    """Function name -> its module-level resolver, for every ``functions/*/app.py`` that has one.
+
+    Each module is loaded by path under a name of its own (``_firmpay_openapi_<function>``), with
+    its directory first on ``sys.path`` as in Lambda, so two functions never share a module.
+    """
+    resolvers: dict[str, Any] = {}
+    with _import_environment():
+        for path in sorted(functions_dir.glob("*/app.py")):
+            name = path.parent.name
+            module_name = f"_firmpay_openapi_{name}"
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                continue
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            sys.path.insert(0, str(path.parent))
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                sys.path.remove(str(path.parent))
+            app = getattr(module, "app", None)
+            if callable(getattr(app, "get_openapi_json_schema", None)):
+                resolvers[name] = app
+    return resolvers
+
+
+# -- merging ----------------------------------------------------------------------------------------
+
+
+def error_statuses() -> dict[int, list[str]]:
+    """HTTP status -> the stable error codes answered with it (plus 500 ``internal_error``)."""
     from firmpay.errors import ERROR_CLASSES
 
-    template = load_template()
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    iam_paths = {r.path.split("{proxy+}")[0] for r in template.routes if r.iam}
-    document: dict[str, Any] = {
+    statuses: dict[int, set[str]] = {500: {"internal_error"}}
+    for error in ERROR_CLASSES:
+        statuses.setdefault(error.status, set()).add(error.code)
+    return {status: sorted(codes) for status, codes in sorted(statuses.items())}
+
+
+def _error_schema() -> dict[str, Any]:
+    """The ``Error`` schema, its ``code`` an enum of every stable code."""
+    from firmpay.models.api import ErrorOut
+
+    schema = ErrorOut.model_json_schema()
+    schema["title"] = "Error"
+    schema["properties"]["code"]["enum"] = sorted({code for codes in error_statuses().values() for code in codes})
+    schema["properties"]["code"]["description"] = "Stable; part of the API contract."
+    return schema
+
+
+def _error_response(codes: list[str]) -> dict[str, Any]:
+    return {
+        "description": "Error: " + ", ".join(f"`{code}`" for code in codes) + ".",
+        "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+    }
+
+
+def _skeleton(version: str) -> dict[str, Any]:
+    return {
         "openapi": "3.1.0",
-        "info": {
-            "title": "FirmPay API",
-            "version": version,
-            "description": "Pay links, card and eCheck payments for law firms. Money is integer minor units.",
-        },
-        "servers": [{"url": "/"}],
+        "info": {"title": TITLE, "version": version, "description": DESCRIPTION},
+        "servers": [{"url": "/", "description": "The API's own origin (relative to this document's host)."}],
         "paths": {},
         "components": {
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {
-                        "code": {
-                            "type": "string",
-                            "enum": sorted({c.code for c in ERROR_CLASSES} | {"internal_error"}),
-                        },
-                        "message": {"type": "string"},
-                        "details": {"type": "object"},
-                    },
-                }
-            },
+            "schemas": {"Error": _error_schema()},
             "securitySchemes": {
                 "sigv4": {
                     "type": "apiKey",
                     "name": "Authorization",
                     "in": "header",
+                    "description": "AWS Signature Version 4, service `execute-api`, by an IAM principal.",
                     "x-amazon-apigateway-authtype": "awsSigv4",
                 }
             },
         },
     }
-    for name in sorted(set(template.functions.values())):
-        app = _resolver(name)
-        if app is None or not hasattr(app, "get_openapi_schema"):
+
+
+def _shape_operation(operation: dict[str, Any], iam: bool) -> dict[str, Any]:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    for status in [s for s in responses if s.isdigit() and int(s) >= 400]:
+        del responses[status]  # Powertools' validation-error shape; ours replace it below
+    for status, codes in error_statuses().items():
+        responses[str(status)] = _error_response(codes)
+    if "204" in responses:
+        responses["204"] = {"description": responses["204"].get("description", "No content.")}
+    if iam:
+        operation["security"] = [{"sigv4": []}]
+    return operation
+
+
+def _refs(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "$ref" and isinstance(item, str):
+                yield item
+            else:
+                yield from _refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _refs(item)
+
+
+def _prune_schemas(document: dict[str, Any]) -> None:
+    """Drop component schemas nothing refers to (Powertools' validation-error models)."""
+    schemas = document["components"]["schemas"]
+    prefix = "#/components/schemas/"
+    wanted: set[str] = set()
+    pending = [r for r in _refs(document["paths"]) if r.startswith(prefix)]
+    while pending:
+        name = pending.pop().removeprefix(prefix)
+        if name in wanted or name not in schemas:
             continue
-        part = json.loads(app.get_openapi_json_schema(title="FirmPay API", version=version))
+        wanted.add(name)
+        pending += [r for r in _refs(schemas[name]) if r.startswith(prefix)]
+    for name in set(schemas) - wanted:
+        del schemas[name]
+
+
+def project_version() -> str:
+    return str(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"])
+
+
+def build_document(
+    resolvers: dict[str, Any] | None = None, template: Template | None = None, version: str | None = None
+) -> dict[str, Any]:
+    """The merged OpenAPI document of every function's resolver."""
+    resolvers = load_resolvers() if resolvers is None else resolvers
+    template = template or load_template()
+    version = version or project_version()
+    document = _skeleton(version)
+    schemas: dict[str, Any] = document["components"]["schemas"]
+    owners: dict[tuple[str, str], str] = {}
+    for function in sorted(resolvers):
+        part = json.loads(resolvers[function].get_openapi_json_schema(title=TITLE, version=version))
         for path, operations in part.get("paths", {}).items():
             for method, operation in operations.items():
-                operation.setdefault("responses", {})
-                for status in ("400", "403", "404", "409", "410", "422", "429", "503"):
-                    error = {
-                        "description": "Error",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    }
-                    # Our validation errors are {"code", "message"} too, not Powertools' default shape.
-                    if status == "422" or status not in operation["responses"]:
-                        operation["responses"][status] = error
-                if any(path.startswith(prefix) for prefix in iam_paths):
-                    operation["security"] = [{"sigv4": []}]
-                document["paths"].setdefault(path, {})[method] = operation
-        for schema_name, schema in part.get("components", {}).get("schemas", {}).items():
-            document["components"]["schemas"].setdefault(schema_name, schema)
+                if method not in HTTP_METHODS:
+                    continue
+                if (path, method) in owners:
+                    raise OpenApiConflict(
+                        f"{method.upper()} {path}: documented by {owners[path, method]} and {function}"
+                    )
+                owners[path, method] = function
+                found = template.find_route(method.upper(), path)
+                iam = found is not None and found[0].iam
+                document["paths"].setdefault(path, {})[method] = _shape_operation(operation, iam)
+        for name, schema in part.get("components", {}).get("schemas", {}).items():
+            if name in schemas and schemas[name] != schema:
+                raise OpenApiConflict(f"two different schemas are named {name!r} (one is in {function})")
+            schemas[name] = schema
+    _prune_schemas(document)
     return document
 
 
-def render() -> str:
-    return json.dumps(build_document(), indent=1, sort_keys=True) + "\n"
+def operations(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(METHOD, path)`` of every operation of ``document``."""
+    return sorted(
+        (method.upper(), path) for path, item in document["paths"].items() for method in item if method in HTTP_METHODS
+    )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", action="store_true")
-    args = parser.parse_args()
+def render(document: dict[str, Any] | None = None) -> str:
+    """The document as stored: sorted keys, one-space indent, trailing newline."""
+    return json.dumps(build_document() if document is None else document, indent=1, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help=f"write {TARGET.relative_to(ROOT)}")
+    args = parser.parse_args(argv)
     text = render()
     if args.write:
         TARGET.write_text(text)
-        print(f"wrote {TARGET.relative_to(ROOT)} ({len(json.loads(text)['paths'])} paths)")
+        print(f"wrote {TARGET.relative_to(ROOT)} ({len(operations(json.loads(text)))} operations)")
     else:
         sys.stdout.write(text)
     return 0

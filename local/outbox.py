@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from email.message import EmailMessage, Message
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -112,6 +113,7 @@ class Outbox:
         meta: dict[str, Any] = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         meta["html"] = (folder / "body.html").read_text(encoding="utf-8")
         meta["text"] = (folder / "body.txt").read_text(encoding="utf-8")
+        meta["links"] = message_links(meta["html"], meta["text"])
         return meta
 
     def raw(self, message_id: str) -> bytes | None:
@@ -175,7 +177,7 @@ def _html(page: str) -> Reply:
         "Content-Type": "text/html; charset=utf-8",
         "Cache-Control": "no-store",
         # The message's own HTML lives in a sandboxed srcdoc iframe; nothing here runs scripts.
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data: http: https:; frame-src 'self'",
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data: http: https:",
     }
     return 200, headers, page.encode("utf-8")
 
@@ -200,19 +202,53 @@ def _message_page(message: dict[str, Any]) -> str:
             ("Date", "date"),
         )
     )
+    # No scripts, no forms, no same-origin access; links may open in a new tab (to follow a pay link).
+    sandbox = "allow-popups allow-popups-to-escape-sandbox"
+    srcdoc = '<base target="_blank">' + message["html"]
     iframe = (
-        f'<iframe title="HTML part of the message" sandbox="" srcdoc="{html.escape(message["html"], quote=True)}">'
+        f'<iframe title="HTML part of the message" sandbox="{sandbox}" srcdoc="{html.escape(srcdoc, quote=True)}">'
         "</iframe>"
         if message["html"]
         else "<p>(no HTML part)</p>"
+    )
+    found = message["links"]
+    link_list = "".join(
+        f'<li><a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{html.escape(url)}</a></li>'
+        for url in found
     )
     body = (
         '<p><a href="/_local/outbox">All messages</a> · '
         f'<a href="/_local/outbox/{html.escape(message["id"])}/message.eml">Raw message</a></p>'
         f"<h1>{html.escape(message['subject'] or '(no subject)')}</h1><dl>{fields}</dl>"
         f"<h2>HTML part</h2>{iframe}<h2>Text part</h2><pre>{html.escape(message['text']) or '(no text part)'}</pre>"
+        + (f"<h2>Links</h2><ul>{link_list}</ul>" if link_list else "")
     )
     return _page(message["subject"] or "Message", body)
+
+
+class _LinkParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            href = dict(attrs).get("href")
+            if href and href.startswith(("http://", "https://")):
+                self.found.append(href)
+
+
+def links(html_body: str) -> list[str]:
+    """The http(s) links of an HTML body, in order (tests follow the pay link in an email with it)."""
+    parser = _LinkParser()
+    parser.feed(html_body)
+    return parser.found
+
+
+def message_links(html_body: str, text_body: str) -> list[str]:
+    """Distinct http(s) links of a message: from its HTML part, else from its text part."""
+    found = links(html_body) or re.findall(r"https?://[^\s<>\"')\]]+", text_body)
+    return list(dict.fromkeys(found))
 
 
 def _bodies(message: Message) -> tuple[str, str]:
@@ -245,7 +281,13 @@ def _parse_raw(data: bytes) -> EmailMessage:
 
 
 def _build(
-    source: str, to: list[str], cc: list[str], reply_to: list[str], subject: str, text: str | None, html_body: str | None
+    source: str,
+    to: list[str],
+    cc: list[str],
+    reply_to: list[str],
+    subject: str,
+    text: str | None,
+    html_body: str | None,
 ) -> EmailMessage:
     """The MIME message SES builds from a Simple send."""
     message = EmailMessage()

@@ -151,7 +151,11 @@ class RecaptchaStandIn:
     def route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         """``/_local/recaptcha/*`` for the gateway."""
         if path == "/_local/recaptcha/api.js" and method == "GET":
-            return 200, {"Content-Type": "application/javascript; charset=utf-8", "Cache-Control": "no-store"}, _SCRIPT.encode()
+            return (
+                200,
+                {"Content-Type": "application/javascript; charset=utf-8", "Cache-Control": "no-store"},
+                _SCRIPT.encode(),
+            )
         if path == "/_local/recaptcha/siteverify":
             if method != "POST":
                 return 405, {"Content-Type": "text/plain", "Allow": "POST"}, b"method not allowed"

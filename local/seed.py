@@ -97,4 +97,49 @@ def seed_demo(stack: Any = None, ledger: Ledger | None = None, today: date | Non
             ledger.create_payable(payable)
             url, _ = issue_pay_link(ledger, payable, settings.public_base_url, now, settings.pay_link_days)
             lines.append(f"pay link: {url}")
+    seed_event_fixtures(ledger, today)
     return lines
+
+
+# The ids events/firm_api_*.json refer to, so `make invoke` works on a fresh stack (no output lines).
+EVENTS_FIRM_ID = "firm_events_us"
+EVENTS_CLIENT_ID = "cli_events_us"
+EVENTS_BILL_ID = "pbl_events_us_bill"
+EVENTS_TRUST_REQUEST_ID = "pbl_events_us_trust"
+
+
+def seed_event_fixtures(ledger: Ledger, today: date) -> None:
+    """A US firm (principal ``firm-us``) with fixed ids, a client, a bill and a trust request; once."""
+    if ledger.get_firm(EVENTS_FIRM_ID) is not None:
+        return
+    firm = Firm(firm_id=EVENTS_FIRM_ID, **(DEMO_FIRMS[0]["firm"] | {"name": "Okafor & Lin LLP"}))
+    ledger.create_firm(firm)
+    client = Client(client_id=EVENTS_CLIENT_ID, firm_id=firm.firm_id, name="Ada Park", email="ada.park@example.com")
+    ledger.create_client(client)
+    common: dict[str, Any] = {"firm_id": firm.firm_id, "client_id": client.client_id, "currency": firm.currency}
+    ledger.create_payable(
+        Payable(
+            payable_id=EVENTS_BILL_ID,
+            kind="bill",
+            number="B-EV-1",
+            issued_on=today,
+            due_on=today + timedelta(days=30),
+            line_items=[LineItem(description="Contract review, 2 h", amount_minor=65_000)],
+            total_minor=65_000,
+            balance_minor=65_000,
+            **common,
+        )
+    )
+    ledger.create_payable(
+        Payable(
+            payable_id=EVENTS_TRUST_REQUEST_ID,
+            kind="trust_request",
+            number="TR-EV-1",
+            issued_on=today,
+            due_on=today + timedelta(days=14),
+            memo="Retainer deposit",
+            total_minor=300_000,
+            balance_minor=300_000,
+            **common,
+        )
+    )

@@ -9,7 +9,8 @@
         stack.recaptcha.set_next_answer(False)  # the next reCAPTCHA verification fails
         stack.invoke("payment_sweep", {...})    # one handler, in-process, as `sam local invoke` would
 
-Processes: the moto server, the Stripe emulator and the Plaid emulator run as subprocesses (output
+Processes: the moto server (``local.moto_server``: moto with DynamoDB's write atomicity), the Stripe
+emulator and the Plaid emulator run as subprocesses (output
 in ``.local/logs/<run>-<name>.log``; each exits on its own if this process dies); the AWS proxy,
 the gateway and the stream poller are threads of this process calling the real handlers.
 ``os.environ`` gets every setting of ``firmpay.config`` pointing at them (restored by ``stop()``).
@@ -820,12 +821,26 @@ def clean_stale_runs() -> list[str]:
             pidfile.unlink()
         _remove_tree(RUN / pidfile.stem)
         cleaned.append(pidfile.stem)
-    week_ago = time.time() - 7 * 86400
-    for log in LOGS.glob("*.log"):  # subprocess logs of old runs
-        with contextlib.suppress(OSError):
-            if log.stat().st_mtime < week_ago:
-                log.unlink()
+    _prune_logs()
     return cleaned
+
+
+def _prune_logs(keep: int = 20) -> None:
+    """Keep the logs of the last ``keep`` runs (a run's logs are ``<run id>-<part>.log``)."""
+    runs: dict[str, list[Path]] = {}
+    for log in LOGS.glob("*.log"):
+        runs.setdefault(log.stem.rsplit("-", 1)[0], []).append(log)
+
+    def newest(files: list[Path]) -> float:
+        with contextlib.suppress(OSError):
+            return max(f.stat().st_mtime for f in files)
+        return 0.0
+
+    for run_id in sorted(runs, key=lambda r: newest(runs[r]), reverse=True)[keep:]:
+        if run_id == "dev":
+            continue
+        for log in runs[run_id]:
+            log.unlink(missing_ok=True)
 
 
 def _read_state(pidfile: Path) -> dict[str, Any]:

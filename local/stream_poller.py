@@ -475,7 +475,9 @@ class StreamPoller:
             indexes.append(positions[identifier])
         return _Outcome(ok=False, failed_from=min(indexes))
 
-    def _discard(self, shard_id: str, records: list[dict[str, Any]], condition: str, attempts: int, function_error: bool) -> None:
+    def _discard(
+        self, shard_id: str, records: list[dict[str, Any]], condition: str, attempts: int, function_error: bool
+    ) -> None:
         self.stats.discarded += len(records)
         first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
         response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}

@@ -99,7 +99,9 @@ def test_the_proxy_counts_dynamodb_requests_per_operation(stack: LocalStack) -> 
     stack.proxy.reset_counts()
 
     put_ledger_item(stack, "TEST#count", entity="test")
-    stack.client("dynamodb").get_item(TableName=stack.env["LEDGER_TABLE"], Key={"pk": {"S": "TEST#count"}, "sk": {"S": "META"}})
+    stack.client("dynamodb").get_item(
+        TableName=stack.env["LEDGER_TABLE"], Key={"pk": {"S": "TEST#count"}, "sk": {"S": "META"}}
+    )
 
     assert stack.proxy.counts("dynamodb") == {"GetItem": 1, "PutItem": 1}
     assert stack.proxy.total("dynamodb") == 2
@@ -172,7 +174,8 @@ def test_an_update_that_creates_an_item_is_passed_on_as_moto_emits_it(stack: Loc
         )
         stack.poller.drain()
     names = [r["eventName"] for e in events for r in e["Records"]]
-    assert names and set(names) == {"INSERT"}
+    assert names
+    assert set(names) == {"INSERT"}
 
 
 def test_a_failing_handler_sends_the_batch_to_the_dead_letter_queue(stack: LocalStack) -> None:
@@ -187,10 +190,13 @@ def test_a_failing_handler_sends_the_batch_to_the_dead_letter_queue(stack: Local
         put_ledger_item(stack, "TEST#payment-dlq", entity="payment")
         stack.poller.drain()
 
-    assert stack.template is not None and stack.template.stream is not None
+    assert stack.template is not None
+    assert stack.template.stream is not None
     assert len(calls) == stack.template.stream.max_retries + 1
     sqs = stack.client("sqs")
-    messages = sqs.receive_message(QueueUrl=stack.env["EMAIL_DLQ_URL"], MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+    messages = sqs.receive_message(QueueUrl=stack.env["EMAIL_DLQ_URL"], MaxNumberOfMessages=10, WaitTimeSeconds=1)[
+        "Messages"
+    ]
     bodies = [json.loads(m["Body"]) for m in messages]
     for message in messages:
         sqs.delete_message(QueueUrl=stack.env["EMAIL_DLQ_URL"], ReceiptHandle=message["ReceiptHandle"])
@@ -228,7 +234,12 @@ def test_ses_v2_and_v1_sends_land_in_the_outbox_and_on_its_pages(stack: LocalSta
         FromEmailAddress="payments@firmpay.example",
         Destination={"ToAddresses": ["camille@example.com"]},
         ReplyToAddresses=["billing@firm.example"],
-        Content={"Simple": {"Subject": {"Data": "Simple v2"}, "Body": {"Text": {"Data": "text part"}, "Html": {"Data": "<p>html part</p>"}}}},
+        Content={
+            "Simple": {
+                "Subject": {"Data": "Simple v2"},
+                "Body": {"Text": {"Data": "text part"}, "Html": {"Data": "<p>html part</p>"}},
+            }
+        },
     )
     stack.client("ses").send_email(
         Source="payments@firmpay.example",
@@ -255,7 +266,7 @@ def test_ses_v2_and_v1_sends_land_in_the_outbox_and_on_its_pages(stack: LocalSta
     index = requests.get(f"{gateway}/_local/outbox", timeout=10)
     assert "Simple v2" in index.text
     page = requests.get(f"{gateway}/_local/outbox/{new[0]['id']}", timeout=10).text
-    assert 'sandbox=""' in page
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in page  # no allow-scripts
     assert "srcdoc=" in page
     assert "&lt;b&gt;$1,500.50&lt;/b&gt;" in page  # the HTML part, escaped into srcdoc
     eml = requests.get(f"{gateway}/_local/outbox/{new[0]['id']}/message.eml", timeout=10)
@@ -282,7 +293,9 @@ def test_the_recaptcha_stand_in_answers_like_google(stack: LocalStack) -> None:
     secret = "local-recaptcha-secret"
 
     def verify(token: str, secret: str = secret) -> dict[str, Any]:
-        answer = requests.post(stack.env["RECAPTCHA_VERIFY_URL"], data={"secret": secret, "response": token}, timeout=10)
+        answer = requests.post(
+            stack.env["RECAPTCHA_VERIFY_URL"], data={"secret": secret, "response": token}, timeout=10
+        )
         return answer.json()  # type: ignore[no-any-return]
 
     script = requests.get(f"{gateway}/_local/recaptcha/api.js", timeout=10)
@@ -325,7 +338,12 @@ def test_everything_listens_on_127_0_0_1_only(stack: LocalStack) -> None:
     children = [p.pid for p in stack._processes.values()]
     found = listeners([*children, os.getpid()])
     ours = [entry for entry in found if entry.pid in children or entry.port in stack.ports.values()]
-    assert {entry.port for entry in ours} >= {stack.ports["gateway"], stack.ports["proxy"], stack.ports["moto"], stack.ports["stripe"]}
+    assert {entry.port for entry in ours} >= {
+        stack.ports["gateway"],
+        stack.ports["proxy"],
+        stack.ports["moto"],
+        stack.ports["stripe"],
+    }
     assert {entry.address for entry in ours} == {"127.0.0.1"}
 
 
@@ -425,10 +443,17 @@ def test_a_busy_port_is_named_in_a_clear_error() -> None:
             "except StackError as e:\n    print('ERROR', e)\n"
         )
         done = subprocess.run(
-            [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False,
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            check=False,
         )
-    assert f"ERROR cannot start the local stack: port {port} (moto) is in use by pid {os.getpid()}" in done.stdout, done.stdout + done.stderr
+    assert f"ERROR cannot start the local stack: port {port} (moto) is in use by pid {os.getpid()}" in done.stdout, (
+        done.stdout + done.stderr
+    )
 
 
 def test_every_sample_event_runs_through_its_function(stack: LocalStack) -> None:

@@ -41,7 +41,11 @@ SAM_SAMPLE: dict[str, Any] = {
     "multiValueQueryStringParameters": {"foo": ["bar"]},
     "pathParameters": {"proxy": "/path/to/resource"},
     "stageVariables": {"baz": "qux"},
-    "headers": {"Accept": "text/html", "Host": "1234567890.execute-api.us-east-1.amazonaws.com", "User-Agent": "Custom User Agent String"},
+    "headers": {
+        "Accept": "text/html",
+        "Host": "1234567890.execute-api.us-east-1.amazonaws.com",
+        "User-Agent": "Custom User Agent String",
+    },
     "multiValueHeaders": {"Accept": ["text/html"], "Host": ["0123456789.execute-api.us-east-1.amazonaws.com"]},
     "requestContext": {
         "accountId": "123456789012",
@@ -71,7 +75,7 @@ SAM_SAMPLE: dict[str, Any] = {
     },
 }
 
-ECHO_HANDLER = '''
+ECHO_HANDLER = """
 import json, time
 
 def lambda_handler(event, context):
@@ -88,7 +92,7 @@ def lambda_handler(event, context):
         "body": json.dumps({"event": event, "module": __name__, "remaining": context.get_remaining_time_in_millis(),
                             "memory": context.memory_limit_in_mb, "function": context.function_name}),
     }
-'''
+"""
 
 
 def fixture_template(tmp_path: Path) -> Any:
@@ -126,10 +130,18 @@ def gateway(tmp_path: Path) -> Any:
     server.server.server_close()
 
 
-def call(gateway: LocalGateway, method: str, path: str, body: bytes = b"", headers: list[tuple[str, str]] | None = None) -> Any:
+def call(
+    gateway: LocalGateway, method: str, path: str, body: bytes = b"", headers: list[tuple[str, str]] | None = None
+) -> Any:
     route, _, query = path.partition("?")
     status, out_headers, payload = gateway.dispatch(
-        method, route, query, path, headers or [("Host", "127.0.0.1:3000"), ("User-Agent", "pytest")], body, "203.0.113.9"
+        method,
+        route,
+        query,
+        path,
+        headers or [("Host", "127.0.0.1:3000"), ("User-Agent", "pytest")],
+        body,
+        "203.0.113.9",
     )
     return status, out_headers, payload
 
@@ -144,8 +156,15 @@ def keys(value: Any) -> set[str]:
 def test_the_event_has_every_field_of_a_real_rest_api_event() -> None:
     route = Route.build("echo", "POST", "/{proxy+}", iam=False)
     event = build_event(
-        route, "POST", "/path/to/resource", "foo=bar", [("Accept", "text/html"), ("User-Agent", "ua")], b"{}",
-        {"proxy": "path/to/resource"}, "127.0.0.1", None,
+        route,
+        "POST",
+        "/path/to/resource",
+        "foo=bar",
+        [("Accept", "text/html"), ("User-Agent", "ua")],
+        b"{}",
+        {"proxy": "path/to/resource"},
+        "127.0.0.1",
+        None,
     )
 
     assert keys(SAM_SAMPLE) <= keys(event)
@@ -160,7 +179,9 @@ def test_headers_query_and_path_parameters_are_shaped_as_api_gateway_does() -> N
     route = Route.build("echo", "GET", "/pay/{token}", iam=False)
     headers = [("Accept", "a"), ("X-Dup", "1"), ("X-Dup", "2"), ("User-Agent", "Mobile Safari")]
 
-    event = build_event(route, "GET", "/pay/ab%2Bc", "x=1&x=2&empty=&q=a%20b", headers, b"", {"token": "ab+c"}, "198.51.100.4", None)
+    event = build_event(
+        route, "GET", "/pay/ab%2Bc", "x=1&x=2&empty=&q=a%20b", headers, b"", {"token": "ab+c"}, "198.51.100.4", None
+    )
 
     assert event["path"] == "/pay/ab%2Bc"
     assert event["pathParameters"] == {"token": "ab+c"}
@@ -188,8 +209,15 @@ def test_a_binary_body_arrives_base64_encoded() -> None:
 def test_powertools_reads_the_event_like_a_deployed_one() -> None:
     route = Route.build("echo", "POST", "/api/pay/{token}/card/{step}", iam=False)
     event = build_event(
-        route, "POST", "/api/pay/tok/card/review", "a=1", [("Content-Type", "application/json")], b'{"amount_minor": 5}',
-        {"token": "tok", "step": "review"}, "192.0.2.1", None,
+        route,
+        "POST",
+        "/api/pay/tok/card/review",
+        "a=1",
+        [("Content-Type", "application/json")],
+        b'{"amount_minor": 5}',
+        {"token": "tok", "step": "review"},
+        "192.0.2.1",
+        None,
     )
 
     parsed = APIGatewayProxyEvent(event)
@@ -214,7 +242,9 @@ def test_powertools_reads_the_event_like_a_deployed_one() -> None:
         ("GET", "/things/7", "/things/{id}", {"id": "7"}),
     ],
 )
-def test_the_most_specific_route_wins(tmp_path: Path, method: str, path: str, resource: str, params: dict[str, str]) -> None:
+def test_the_most_specific_route_wins(
+    tmp_path: Path, method: str, path: str, resource: str, params: dict[str, str]
+) -> None:
     template = fixture_template(tmp_path)
     found = template.find_route(method, path)
     assert found is not None
@@ -232,7 +262,10 @@ def test_an_exact_method_beats_any_on_the_same_resource(tmp_path: Path) -> None:
     assert delete[0].event_name == "AnyThing"
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/nope"), ("POST", "/pay/abc"), ("GET", "/pay/abc/extra"), ("GET", "/pay/"), ("GET", "/firm")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/nope"), ("POST", "/pay/abc"), ("GET", "/pay/abc/extra"), ("GET", "/pay/"), ("GET", "/firm")],
+)
 def test_unknown_routes_get_api_gateways_403(gateway: LocalGateway, method: str, path: str) -> None:
     status, headers, payload = call(gateway, method, path)
     assert status == 403
@@ -297,7 +330,13 @@ def test_each_concurrent_request_gets_its_own_container(gateway: LocalGateway) -
 
 def test_proxy_answers_merge_headers_and_decode_base64() -> None:
     status, headers, body = proxy_answer(
-        {"statusCode": "201", "headers": {"A": "x", "B": "y"}, "multiValueHeaders": {"A": ["1", "2"]}, "body": "aGk=", "isBase64Encoded": True}
+        {
+            "statusCode": "201",
+            "headers": {"A": "x", "B": "y"},
+            "multiValueHeaders": {"A": ["1", "2"]},
+            "body": "aGk=",
+            "isBase64Encoded": True,
+        }
     )
     assert status == 201
     assert body == b"hi"
@@ -317,7 +356,13 @@ def signed(method: str, url: str, body: str, key: str = "AKIALOCALFIRMUS00001") 
 
 def test_a_signed_request_reaches_the_handler_with_the_callers_arn(gateway: LocalGateway) -> None:
     body = '{"name": "Hartley"}'
-    status, _, payload = call(gateway, "POST", "/firm/clients?x=1", body.encode(), signed("POST", "http://127.0.0.1:3000/firm/clients?x=1", body))
+    status, _, payload = call(
+        gateway,
+        "POST",
+        "/firm/clients?x=1",
+        body.encode(),
+        signed("POST", "http://127.0.0.1:3000/firm/clients?x=1", body),
+    )
 
     assert status == 200
     identity = json.loads(payload)["event"]["requestContext"]["identity"]
@@ -376,3 +421,49 @@ def test_the_lambda_context_counts_down_to_the_timeout() -> None:
     assert context.invoked_function_arn.endswith(":function:firmpay-local-PayLinkFunction")
     assert 9000 < context.get_remaining_time_in_millis() <= 10000
     assert context.memory_limit_in_mb == "1024"
+
+
+POWERTOOLS_HANDLER = """
+import time
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+app = APIGatewayRestResolver()
+
+
+@app.get("/who/<name>")
+def who(name: str) -> dict:
+    asked = app.current_event.get_query_string_value("n")
+    time.sleep(0.02)  # other requests run meanwhile
+    return {"name": name, "asked": asked, "still": app.current_event.get_query_string_value("n")}
+
+
+def lambda_handler(event, context):
+    return app.resolve(event, context)
+"""
+
+
+def test_concurrent_requests_never_see_each_others_powertools_event(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    (tmp_path / "functions" / "who").mkdir(parents=True)
+    (tmp_path / "functions" / "who" / "app.py").write_text(POWERTOOLS_HANDLER)
+    raw = {
+        "Resources": {
+            "WhoFunction": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {
+                    "CodeUri": "functions/who/",
+                    "Handler": "app.lambda_handler",
+                    "Events": {"Who": {"Type": "Api", "Properties": {"Path": "/who/{name}", "Method": "get"}}},
+                },
+            }
+        }
+    }
+    server = LocalGateway(port=0, template=parse_template(raw, tmp_path / "template.yaml"), log=None, max_containers=4)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda i: json.loads(call(server, "GET", f"/who/p{i}?n={i}")[2]), range(40)))
+    finally:
+        server.server.server_close()
+
+    assert [(a["name"], a["asked"], a["still"]) for a in answers] == [(f"p{i}", str(i), str(i)) for i in range(40)]
