@@ -363,15 +363,7 @@ class Ledger:
             keys.firm(link.firm_id),
             keys.client(link.firm_id, link.client_id),
         ]
-        found: dict[str, dict[str, Any]] = {}
-        request: dict[str, Any] = {self._table: {"Keys": wanted, "ConsistentRead": True}}
-        while request:
-            with dynamodb_errors():
-                answer = self._db.batch_get_item(RequestItems=request)
-            for raw in answer.get("Responses", {}).get(self._table, []):
-                item = _strip(from_item(raw))
-                found[item.pop("entity")] = item
-            request = answer.get("UnprocessedKeys") or {}
+        found = {item.pop("entity"): item for item in self._batch_get(wanted).values()}
         if {"payable", "firm", "client"} - found.keys():
             raise NotFound("The link points at a payable that no longer exists.")
         return LinkContext(
@@ -400,20 +392,8 @@ class Ledger:
 
     def get_review_and_payable(self, payable_id: str, review_id: str) -> tuple[Review | None, Payable | None]:
         """A review and its payable in one BatchGetItem."""
-        request: dict[str, Any] = {
-            self._table: {
-                "Keys": [keys.review(payable_id, review_id), keys.payable(payable_id)],
-                "ConsistentRead": True,
-            }
-        }
-        found: dict[str, dict[str, Any]] = {}
-        while request:
-            with dynamodb_errors():
-                answer = self._db.batch_get_item(RequestItems=request)
-            for raw in answer.get("Responses", {}).get(self._table, []):
-                item = _strip(from_item(raw))
-                found[item.pop("entity")] = item
-            request = answer.get("UnprocessedKeys") or {}
+        wanted = [keys.review(payable_id, review_id), keys.payable(payable_id)]
+        found = {item.pop("entity"): item for item in self._batch_get(wanted).values()}
         review_item = found.get("review")
         return (
             Review.model_validate(review_item) if review_item else None,
