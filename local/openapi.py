@@ -64,11 +64,11 @@ def _import_environment() -> Iterator[None]:
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
+        for name, previous in saved.items():
+            if previous is None:
                 os.environ.pop(name, None)
             else:
-                os.environ[name] = value
+                os.environ[name] = previous
 
 
 def load_resolvers(functions_dir: Path = FUNCTIONS) -> dict[str, Any]:
@@ -154,8 +154,8 @@ def _shape_operation(operation: dict[str, Any], iam: bool) -> dict[str, Any]:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     for status in [s for s in responses if s.isdigit() and int(s) >= 400]:
         del responses[status]  # Powertools' validation-error shape; ours replace it below
-    for status, codes in error_statuses().items():
-        responses[str(status)] = _error_response(codes)
+    for code_status, codes in error_statuses().items():
+        responses[str(code_status)] = _error_response(codes)
     if "204" in responses:
         responses["204"] = {"description": responses["204"].get("description", "No content.")}
     if iam:

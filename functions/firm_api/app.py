@@ -1,119 +1,127 @@
-"""firm_api: the IAM-authorized firm API (firms, clients, bills, trust requests, pay links)."""
+"""firm_api: the IAM-authorized firm API (firms, clients, bills, trust requests, pay links).
+
+A thin adapter: Powertools validates the request against the models (which also make the OpenAPI
+document), ``firmpay.payments.firm_admin`` does the work and decides who may do it.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from functools import lru_cache
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firmpay.api import JSON, caller_arn, json_response, make_resolver, security_headers
+from firmpay.api import caller_arn, make_resolver
 from firmpay.config import get_settings
-from firmpay.errors import NotFound
 from firmpay.ledger import Ledger, default_ledger
 from firmpay.models.api import (
+    ClientOut,
     CreateBillRequest,
     CreateClientRequest,
     CreateFirmRequest,
     CreateTrustRequestRequest,
+    FirmOut,
     IssueLinkRequest,
     LinkOut,
     PayableOut,
 )
-from firmpay.models.ledger import Client, Firm
+from firmpay.models.ledger import Firm
 from firmpay.observability import logger
 from firmpay.payments import firm_admin as admin
 
 app = make_resolver()
+FIRM = "/firm/firms/<firm_id>"
+PAYABLE = f"{FIRM}/payables/<payable_id>"
+ACCESS = "403 `forbidden` if the caller is not a principal of the firm, 404 `not_found` for an unknown firm."
 
 
-# Built once per container, at init (Lambda's init phase runs at full CPU).
-_LEDGER = default_ledger()
-
-
+@lru_cache(maxsize=1)
 def _ledger() -> Ledger:
-    return _LEDGER
+    return default_ledger()
 
 
 def _firm(firm_id: str) -> Firm:
-    return admin.firm_for(_ledger(), firm_id, caller_arn(app))
+    return admin.authorized_firm(_ledger(), firm_id, caller_arn(app))
 
 
-def _created[M](model: M) -> Response[M]:
-    return Response(201, JSON, model, security_headers())
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
-@app.post("/firm/firms")
-def create_firm(request: CreateFirmRequest) -> Response[Firm]:
-    return _created(admin.create_firm(_ledger(), request, caller_arn(app), datetime.now(UTC)))
+@app.post("/firm/firms", status_code=201, tags=["firm"], summary="Create a firm managed by the caller")
+def create_firm(request: CreateFirmRequest) -> FirmOut:
+    return admin.create_firm(_ledger(), request, caller_arn(app), _now())
 
 
-@app.get("/firm/firms/<firm_id>")
-def get_firm(firm_id: str) -> Firm:
-    return _firm(firm_id)
+@app.get(FIRM, tags=["firm"], summary="Read a firm", description=ACCESS)
+def get_firm(firm_id: str) -> FirmOut:
+    return FirmOut.of(_firm(firm_id))
 
 
-@app.post("/firm/firms/<firm_id>/clients")
-def create_client(firm_id: str, request: CreateClientRequest) -> Response[Client]:
-    return _created(admin.create_client(_ledger(), _firm(firm_id), request, datetime.now(UTC)))
+@app.post(f"{FIRM}/clients", status_code=201, tags=["firm"], summary="Add a client", description=ACCESS)
+def create_client(firm_id: str, request: CreateClientRequest) -> ClientOut:
+    return admin.create_client(_ledger(), _firm(firm_id), request, _now())
 
 
-@app.get("/firm/firms/<firm_id>/clients/<client_id>")
-def get_client(firm_id: str, client_id: str) -> Client:
-    return admin.client_of(_ledger(), _firm(firm_id), client_id)
+@app.get(f"{FIRM}/clients/<client_id>", tags=["firm"], summary="Read a client", description=ACCESS)
+def get_client(firm_id: str, client_id: str) -> ClientOut:
+    return admin.get_client(_ledger(), _firm(firm_id), client_id)
 
 
-@app.post("/firm/firms/<firm_id>/bills")
-def create_bill(firm_id: str, request: CreateBillRequest) -> Response[PayableOut]:
-    payable = admin.create_bill(_ledger(), _firm(firm_id), request, datetime.now(UTC))
-    return _created(admin.payable_out(payable))
+@app.post(f"{FIRM}/bills", status_code=201, tags=["firm"], summary="Create a bill", description=ACCESS)
+def create_bill(firm_id: str, request: CreateBillRequest) -> PayableOut:
+    return admin.create_bill(_ledger(), _firm(firm_id), request, _now())
 
 
-@app.post("/firm/firms/<firm_id>/trust-requests")
-def create_trust_request(firm_id: str, request: CreateTrustRequestRequest) -> Response[PayableOut]:
-    payable = admin.create_trust_request(_ledger(), _firm(firm_id), request, datetime.now(UTC))
-    return _created(admin.payable_out(payable))
+@app.post(
+    f"{FIRM}/trust-requests", status_code=201, tags=["firm"], summary="Create a trust request", description=ACCESS
+)
+def create_trust_request(firm_id: str, request: CreateTrustRequestRequest) -> PayableOut:
+    return admin.create_trust_request(_ledger(), _firm(firm_id), request, _now())
 
 
-@app.get("/firm/firms/<firm_id>/payables/<payable_id>")
+@app.get(PAYABLE, tags=["firm"], summary="Read a bill or trust request with its payments", description=ACCESS)
 def get_payable(firm_id: str, payable_id: str) -> PayableOut:
-    return admin.payable_out(*admin.payable_of(_ledger(), _firm(firm_id), payable_id))
+    return admin.get_payable(_ledger(), _firm(firm_id), payable_id)
 
 
-@app.post("/firm/firms/<firm_id>/payables/<payable_id>/void")
+@app.post(f"{PAYABLE}/void", tags=["firm"], summary="Void a bill or trust request", description=ACCESS)
 def void_payable(firm_id: str, payable_id: str) -> PayableOut:
-    payable, _ = admin.payable_of(_ledger(), _firm(firm_id), payable_id)
-    return admin.payable_out(_ledger().void_payable(payable.payable_id, datetime.now(UTC)))
+    return admin.void_payable(_ledger(), _firm(firm_id), payable_id, _now())
 
 
-@app.post("/firm/firms/<firm_id>/payables/<payable_id>/links")
-def issue_link(firm_id: str, payable_id: str, request: IssueLinkRequest) -> Response[LinkOut]:
-    payable, _ = admin.payable_of(_ledger(), _firm(firm_id), payable_id)
+@app.post(f"{PAYABLE}/links", status_code=201, tags=["firm"], summary="Issue a pay link", description=ACCESS)
+def issue_link(firm_id: str, payable_id: str, request: Annotated[IssueLinkRequest | None, Body()] = None) -> LinkOut:
     settings = get_settings()
-    days = request.expires_in_days or settings.pay_link_days
-    return _created(admin.issue_link(_ledger(), payable, settings.public_base_url, datetime.now(UTC), days))
+    days = (request.expires_in_days if request else None) or settings.pay_link_days
+    return admin.issue_link(_ledger(), _firm(firm_id), payable_id, settings.public_base_url, _now(), days)
 
 
-@app.post("/firm/firms/<firm_id>/payables/<payable_id>/links/revoke")
-def revoke_link(firm_id: str, payable_id: str) -> Response[str]:
-    payable, _ = admin.payable_of(_ledger(), _firm(firm_id), payable_id)
-    if not _ledger().revoke_current_link(payable, datetime.now(UTC)):
-        raise NotFound("This payable has no active pay link.")
-    return json_response(200, {"code": "link_revoked", "message": "The pay link no longer works."})
+@app.delete(
+    f"{PAYABLE}/links/current", status_code=204, tags=["firm"], summary="Revoke the pay link", description=ACCESS
+)
+def delete_link(firm_id: str, payable_id: str) -> Response[None]:
+    admin.revoke_link(_ledger(), _firm(firm_id), payable_id, _now())
+    return Response(204, None, None)
 
 
-@app.post("/firm/firms/<firm_id>/payables/<payable_id>/send")
+@app.post(f"{PAYABLE}/links/revoke", tags=["firm"], summary="Revoke the pay link (POST form)", description=ACCESS)
+def revoke_link(firm_id: str, payable_id: str) -> PayableOut:
+    return admin.revoke_link(_ledger(), _firm(firm_id), payable_id, _now())
+
+
+@app.post(f"{PAYABLE}/send", tags=["firm"], summary="Email the payable with a new pay link", description=ACCESS)
 def send_payable(firm_id: str, payable_id: str) -> LinkOut:
-    from firmpay.emails.mailer import SesMailer
+    from firmpay.emails.mailer import SesMailer  # SES is loaded by the first send only
 
-    firm = _firm(firm_id)
-    payable, _ = admin.payable_of(_ledger(), firm, payable_id)
     settings = get_settings()
-    return admin.send_to_client(
-        _ledger(), SesMailer(), firm, payable, settings.public_base_url, datetime.now(UTC), settings.pay_link_days
-    )
+    firm = _firm(firm_id)
+    days = settings.pay_link_days
+    return admin.send_payable(_ledger(), SesMailer(), firm, payable_id, settings.public_base_url, _now(), days)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

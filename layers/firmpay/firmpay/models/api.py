@@ -1,133 +1,339 @@
-"""HTTP requests and responses of the firm API (``/firm/...``). Strict: unknown fields, wrong
-types, floats or strings for amounts, and out-of-range values are refused with a 422."""
+"""HTTP requests and responses of the API, by route family; the OpenAPI document is generated from them.
+
+Requests are strict: unknown fields, wrong types (``10.5``, ``"100"`` or ``true`` for an amount),
+out-of-range values and control characters in text are refused with a 422 ``invalid_request``
+before any use case runs. Responses say exactly what leaves the service: never a link token's
+hash, a processor id or an internal counter.
+
+Sections: shared types, then one section per route family. The pay page's, card and eCheck
+models still live in ``models/pay.py``, ``models/card.py`` and ``models/echeck.py``; new route
+families add their section here.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
-from firmpay.models.ledger import Country, Email, Last4, Name
-from firmpay.money import Currency
+from firmpay.models.ledger import (
+    COUNTRY_CURRENCY,
+    Client,
+    Country,
+    DepositAccount,
+    Destination,
+    Email,
+    Firm,
+    Last4,
+    Payable,
+    PayableKind,
+    PayableStatus,
+    Payment,
+    PaymentStatus,
+)
+from firmpay.money import MAXIMUM_AMOUNT_MINOR, Currency
 
-Amount = Annotated[StrictInt, Field(gt=0, le=1_000_000_000, description="Integer minor units (cents).")]
-Number = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s<>]+$")]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+# == Shared =======================================================================================
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-class Request(BaseModel):
+def _iso_date_text(value: Any) -> Any:
+    """Only ``YYYY-MM-DD`` (pydantic alone would also take a number of seconds since 1970)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return value
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+# Text a person typed, on one line: no control characters (they would end up in email headers).
+_ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+# Free text that may span lines (a memo): tabs and line breaks, no other control characters.
+_MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+Amount = Annotated[
+    StrictInt, Field(gt=0, le=MAXIMUM_AMOUNT_MINOR, description="Integer minor units (cents); never a float.")
+]
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text), Field(description="ISO date, YYYY-MM-DD.")]
+ResourceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,80}$")]
+PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_ONE_LINE)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500, pattern=_ONE_LINE)]
+Memo = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500, pattern=_MULTI_LINE)]
+PayableNumber = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f<>]+$")
+]
+
+
+class ApiRequest(BaseModel):
+    """Base of every request body: unknown fields are an error, not silently dropped."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DepositAccountIn(Request):
-    name: Name
+class ApiResponse(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ErrorOut(ApiResponse):
+    """Every error answer. `code` is stable (part of the contract); `message` is for people."""
+
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class MoneyOut(ApiResponse):
+    amount_minor: int = Field(description="Integer minor units (cents).")
+    currency: Currency
+
+
+# == Firm API (/firm/..., IAM-signed; see firmpay.payments.firm_admin) =============================
+
+# -- requests --
+
+
+class DepositAccountIn(ApiRequest):
+    name: PersonName = Field(description="How the firm names the account, e.g. 'IOLTA Trust (Chase)'.")
     last4: Last4
 
 
-class CreateFirmRequest(Request):
-    name: Name
+class CreateFirmRequest(ApiRequest):
+    """A firm. The caller's IAM principal becomes the firm's principal."""
+
+    name: PersonName
     country: Country
-    currency: Currency
-    language: Literal["en", "fr"] = "en"
+    currency: Currency = Field(description="USD for US firms, CAD for Canadian firms.")
+    language: Literal["en", "fr"] = Field(default="en", description="'fr' is offered to Canadian firms only.")
     operating_account: DepositAccountIn
     trust_account: DepositAccountIn
     reply_to_email: Email
-    echeck_max_minor: Amount = 2_500_000
-    echeck_daily_limit: Annotated[StrictInt, Field(ge=1, le=100)] = 5
+    echeck_max_minor: Amount = Field(default=2_500_000, description="Largest eCheck payment (US firms).")
+    echeck_daily_limit: Annotated[StrictInt, Field(ge=1, le=100)] = Field(
+        default=5, description="eCheck payments per client and day (US firms)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> CreateFirmRequest:
-        if (self.country, self.currency) not in (("US", "USD"), ("CA", "CAD")):
+        if COUNTRY_CURRENCY[self.country] != self.currency:
             raise ValueError("US firms bill in USD and Canadian firms in CAD")
         if self.language == "fr" and self.country != "CA":
-            raise ValueError("French is offered for Canadian firms")
+            raise ValueError("French is offered to Canadian firms only")
         return self
 
 
-class CreateClientRequest(Request):
-    name: Name
+class CreateClientRequest(ApiRequest):
+    name: PersonName
     email: Email
 
 
-class LineItemIn(Request):
-    description: Text
+class LineItemIn(ApiRequest):
+    description: Description
     amount_minor: Amount
 
 
-class _Dated(Request):
-    client_id: Annotated[str, StringConstraints(max_length=80)]
-    number: Number
-    issued_on: date
-    due_on: date
+class _PayableRequest(ApiRequest):
+    client_id: ResourceId
+    number: PayableNumber = Field(
+        description="The firm's own number, unique per firm among its bills (or its trust requests)."
+    )
+    issued_on: IsoDate
+    due_on: IsoDate
+    currency: Currency = Field(description="Must be the firm's currency.")
+    memo: Memo = ""
 
     @model_validator(mode="after")
-    def _due_after_issue(self) -> _Dated:
+    def _due_after_issue(self) -> _PayableRequest:
         if self.due_on < self.issued_on:
             raise ValueError("due_on must not be before issued_on")
         return self
 
 
-class CreateBillRequest(_Dated):
-    currency: Currency
+class CreateBillRequest(_PayableRequest):
+    """A bill: its total is the sum of its line items."""
+
     line_items: Annotated[list[LineItemIn], Field(min_length=1, max_length=100)]
-    memo: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+
+    @model_validator(mode="after")
+    def _total_in_range(self) -> CreateBillRequest:
+        if sum(item.amount_minor for item in self.line_items) > MAXIMUM_AMOUNT_MINOR:
+            raise ValueError(f"the total must not exceed {MAXIMUM_AMOUNT_MINOR} minor units")
+        return self
 
 
-class CreateTrustRequestRequest(_Dated):
-    currency: Currency
+class CreateTrustRequestRequest(_PayableRequest):
+    """A trust request: a deposit of ``amount_minor`` into the firm's trust account."""
+
     amount_minor: Amount
-    memo: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
 
 
-class IssueLinkRequest(Request):
-    expires_in_days: Annotated[StrictInt, Field(ge=1, le=365)] | None = None
+class IssueLinkRequest(ApiRequest):
+    expires_in_days: Annotated[StrictInt, Field(ge=1, le=365)] | None = Field(
+        default=None, description="Days until the link expires (default: the deployment's, 90)."
+    )
 
 
-class MoneyOut(BaseModel):
-    amount_minor: int
-    currency: str
+# -- responses --
 
 
-class PaymentOut(BaseModel):
+class DepositAccountOut(ApiResponse):
+    name: str
+    last4: str
+
+    @classmethod
+    def of(cls, account: DepositAccount) -> DepositAccountOut:
+        return cls(name=account.name, last4=account.last4)
+
+
+class FirmOut(ApiResponse):
+    firm_id: str
+    name: str
+    country: Country
+    currency: Currency
+    language: Literal["en", "fr"]
+    operating_account: DepositAccountOut
+    trust_account: DepositAccountOut
+    reply_to_email: str
+    principals: list[str] = Field(description="IAM principals allowed to manage the firm.")
+    echeck_max_minor: int
+    echeck_daily_limit: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, firm: Firm) -> FirmOut:
+        return cls(
+            firm_id=firm.firm_id,
+            name=firm.name,
+            country=firm.country,
+            currency=firm.currency,
+            language=firm.language,
+            operating_account=DepositAccountOut.of(firm.operating_account),
+            trust_account=DepositAccountOut.of(firm.trust_account),
+            reply_to_email=firm.reply_to_email,
+            principals=list(firm.principals),
+            echeck_max_minor=firm.echeck_max_minor,
+            echeck_daily_limit=firm.echeck_daily_limit,
+            created_at=firm.created_at,
+        )
+
+
+class ClientOut(ApiResponse):
+    client_id: str
+    firm_id: str
+    name: str
+    email: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, client: Client) -> ClientOut:
+        return cls(
+            client_id=client.client_id,
+            firm_id=client.firm_id,
+            name=client.name,
+            email=client.email,
+            created_at=client.created_at,
+        )
+
+
+class LineItemOut(ApiResponse):
+    description: str
+    amount: MoneyOut
+
+
+class PaymentOut(ApiResponse):
     payment_id: str
     reference: str
     amount: MoneyOut
-    status: str
-    method: str
-    destination: str
+    status: PaymentStatus
+    method: str = Field(description="What the client paid with, e.g. 'Visa ••••4242'.")
+    destination: Destination
+    origin: Literal["pay_page", "autopay", "plan"]
     fee_minor: int | None
     failure_code: str | None
-    return_code: str | None
-    origin: str
+    return_code: str | None = Field(description="ACH return code (R01, ...) of a returned eCheck.")
     created_at: datetime
 
 
-class PayableOut(BaseModel):
+class PayableOut(ApiResponse):
+    """A bill or a trust request; ``total = paid + pending + balance`` always holds."""
+
     payable_id: str
     firm_id: str
     client_id: str
-    kind: str
+    kind: PayableKind
     number: str
     issued_on: date
     due_on: date
-    currency: str
-    line_items: list[LineItemIn]
+    currency: Currency
+    line_items: list[LineItemOut]
     memo: str
     total: MoneyOut
     paid: MoneyOut
-    pending: MoneyOut
+    pending: MoneyOut = Field(description="Reserved by payments the processor has not confirmed yet.")
     balance: MoneyOut
-    status: str
-    has_active_link: bool
-    payments: list[PaymentOut] = []
+    status: PayableStatus
+    voided_at: datetime | None
+    has_active_link: bool = Field(description="Whether a pay link was issued and not revoked (it may have expired).")
+    payments: list[PaymentOut] = Field(description="Oldest first.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, payable: Payable, payments: list[Payment] | None = None) -> PayableOut:
+        def money(amount_minor: int) -> MoneyOut:
+            return MoneyOut(amount_minor=amount_minor, currency=payable.currency)
+
+        return cls(
+            payable_id=payable.payable_id,
+            firm_id=payable.firm_id,
+            client_id=payable.client_id,
+            kind=payable.kind,
+            number=payable.number,
+            issued_on=payable.issued_on,
+            due_on=payable.due_on,
+            currency=payable.currency,
+            line_items=[
+                LineItemOut(description=i.description, amount=money(i.amount_minor)) for i in payable.line_items
+            ],
+            memo=payable.memo,
+            total=money(payable.total_minor),
+            paid=money(payable.paid_minor),
+            pending=money(payable.pending_minor),
+            balance=money(payable.balance_minor),
+            status=payable.status,
+            voided_at=payable.voided_at,
+            has_active_link=payable.current_link_hash is not None,
+            payments=[
+                PaymentOut(
+                    payment_id=p.payment_id,
+                    reference=p.reference,
+                    amount=money(p.amount_minor),
+                    status=p.status,
+                    method=p.method.label(),
+                    destination=p.destination,
+                    origin=p.origin,
+                    fee_minor=p.fee_minor,
+                    failure_code=p.failure_code,
+                    return_code=p.return_code,
+                    created_at=p.created_at,
+                )
+                for p in payments or []
+            ],
+            created_at=payable.created_at,
+        )
 
 
-class LinkOut(BaseModel):
+class LinkOut(ApiResponse):
+    """A new pay link. The URL carries the token: it is shown in this answer only, never again."""
+
     url: str
     expires_at: datetime
-
-
-class SentOut(BaseModel):
-    message_id: str
-    url_expires_at: datetime

@@ -1,78 +1,136 @@
-"""The firm API's use cases: firms, clients, bills, trust requests, links; access by IAM principal.
+"""The firm API's use cases: firms, clients, bills, trust requests and their pay links.
 
-Authorization: the caller's IAM ARN must be one of the firm's principals. An unknown firm is a
-404; someone else's firm is a 403; a client or payable of another firm is a 404 (it does not
-exist *for this firm*).
+Who may do what: API Gateway lets only SigV4-signed requests in (``AWS_IAM``), and hands us the
+caller's IAM ARN. A firm is managed by the principals recorded on it (the creator's, to begin
+with). For a firm id:
+
+- unknown (or malformed): 404 ``not_found``;
+- known, but the caller is not one of its principals: 403 ``forbidden``;
+- a client or payable id that belongs to another firm: 404 ``not_found`` (it does not exist *for
+  this firm*, and the answer does not tell whether it exists elsewhere).
+
+Telling "unknown" from "not yours" only helps someone who can already sign requests as an IAM
+principal of our account, and firm ids are 96-bit random; the distinction saves firms' engineers
+real debugging time.
+
+Every refusal happens before the first write, and every write is a single conditional request
+or transaction, so a refused request changes nothing in the ledger.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from firmpay.errors import CurrencyNotAccepted, Forbidden, NotFound, PayableClosed
 from firmpay.ledger import Ledger
 from firmpay.models.api import (
+    ClientOut,
     CreateBillRequest,
     CreateClientRequest,
     CreateFirmRequest,
     CreateTrustRequestRequest,
+    FirmOut,
     LinkOut,
-    MoneyOut,
     PayableOut,
-    PaymentOut,
 )
-from firmpay.models.ledger import Client, DepositAccount, Firm, LineItem, Payable, Payment, new_id
+from firmpay.models.ledger import (
+    Client,
+    DepositAccount,
+    Firm,
+    LineItem,
+    Payable,
+    PayableStatus,
+    Payment,
+    new_id,
+)
 from firmpay.payments.links import PayLinkMailer, issue_pay_link
 
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+# arn:aws:sts::123456789012:assumed-role/BillingSync/i-0abc... -> one principal for every session.
+_ASSUMED_ROLE = re.compile(r"^(arn:[a-z0-9-]+:sts::\d{12}:assumed-role/[^/]+)/.+$")
 
-def create_firm(ledger: Ledger, request: CreateFirmRequest, caller: str, now: datetime) -> Firm:
+
+def principal_of(caller_arn: str) -> str:
+    """The principal a firm records for a caller: the ARN, without an assumed role's session name.
+
+    A role's session name changes with every ``AssumeRole``; the firm trusts the role.
+    """
+    found = _ASSUMED_ROLE.fullmatch(caller_arn)
+    return found.group(1) if found else caller_arn
+
+
+# -- firms ---------------------------------------------------------------------------------------
+
+
+def create_firm(ledger: Ledger, request: CreateFirmRequest, caller_arn: str, now: datetime) -> FirmOut:
+    """Store a new firm managed by the caller's principal."""
     firm = Firm(
         firm_id=new_id("firm"),
         name=request.name,
         country=request.country,
         currency=request.currency,
         language=request.language,
-        operating_account=DepositAccount(**request.operating_account.model_dump()),
-        trust_account=DepositAccount(**request.trust_account.model_dump()),
+        operating_account=DepositAccount(name=request.operating_account.name, last4=request.operating_account.last4),
+        trust_account=DepositAccount(name=request.trust_account.name, last4=request.trust_account.last4),
         reply_to_email=request.reply_to_email,
-        principals=[caller],
+        principals=[principal_of(caller_arn)],
         echeck_max_minor=request.echeck_max_minor,
         echeck_daily_limit=request.echeck_daily_limit,
         created_at=now,
     )
     ledger.create_firm(firm)
-    return firm
+    return FirmOut.of(firm)
 
 
-def firm_for(ledger: Ledger, firm_id: str, caller: str) -> Firm:
-    """The firm, if the caller may manage it."""
-    firm = ledger.get_firm(firm_id) if len(firm_id) <= 80 else None
+def authorized_firm(ledger: Ledger, firm_id: str, caller_arn: str) -> Firm:
+    """The firm, if the caller may manage it: 404 when unknown, 403 when it is someone else's."""
+    firm = ledger.get_firm(firm_id) if _ID.fullmatch(firm_id) else None
     if firm is None:
         raise NotFound("No such firm.")
-    if caller not in firm.principals:
+    if principal_of(caller_arn) not in firm.principals:
         raise Forbidden("Your IAM principal is not allowed to manage this firm.")
     return firm
 
 
-def create_client(ledger: Ledger, firm: Firm, request: CreateClientRequest, now: datetime) -> Client:
+# -- clients -------------------------------------------------------------------------------------
+
+
+def create_client(ledger: Ledger, firm: Firm, request: CreateClientRequest, now: datetime) -> ClientOut:
     client = Client(
         client_id=new_id("cli"), firm_id=firm.firm_id, name=request.name, email=request.email, created_at=now
     )
     ledger.create_client(client)
-    return client
+    return ClientOut.of(client)
 
 
 def client_of(ledger: Ledger, firm: Firm, client_id: str) -> Client:
-    client = ledger.get_client(firm.firm_id, client_id) if len(client_id) <= 80 else None
+    """A client of this firm; 404 for an unknown id or another firm's client."""
+    client = ledger.get_client(firm.firm_id, client_id) if _ID.fullmatch(client_id) else None
     if client is None:
         raise NotFound("No such client at this firm.")
     return client
 
 
-def create_bill(ledger: Ledger, firm: Firm, request: CreateBillRequest, now: datetime) -> Payable:
+def get_client(ledger: Ledger, firm: Firm, client_id: str) -> ClientOut:
+    return ClientOut.of(client_of(ledger, firm, client_id))
+
+
+# -- bills and trust requests --------------------------------------------------------------------
+
+
+def _check_currency(firm: Firm, currency: str) -> None:
+    if currency != firm.currency:
+        raise CurrencyNotAccepted(f"{firm.name} bills in {firm.currency}, not {currency}.")
+
+
+def create_bill(ledger: Ledger, firm: Firm, request: CreateBillRequest, now: datetime) -> PayableOut:
+    """A bill for one of the firm's clients; its total (and opening balance) is the sum of its items.
+
+    A bill number already used by the firm is a 409 ``conflict``.
+    """
+    _check_currency(firm, request.currency)
     client = client_of(ledger, firm, request.client_id)
-    if request.currency != firm.currency:
-        raise CurrencyNotAccepted(f"{firm.name} bills in {firm.currency}.")
     items = [LineItem(description=i.description, amount_minor=i.amount_minor) for i in request.line_items]
     total = sum(i.amount_minor for i in items)
     payable = Payable(
@@ -91,13 +149,13 @@ def create_bill(ledger: Ledger, firm: Firm, request: CreateBillRequest, now: dat
         created_at=now,
     )
     ledger.create_payable(payable)
-    return payable
+    return PayableOut.of(payable)
 
 
-def create_trust_request(ledger: Ledger, firm: Firm, request: CreateTrustRequestRequest, now: datetime) -> Payable:
+def create_trust_request(ledger: Ledger, firm: Firm, request: CreateTrustRequestRequest, now: datetime) -> PayableOut:
+    """A request to deposit ``amount_minor`` into the firm's trust account (numbers unique per firm)."""
+    _check_currency(firm, request.currency)
     client = client_of(ledger, firm, request.client_id)
-    if request.currency != firm.currency:
-        raise CurrencyNotAccepted(f"{firm.name} bills in {firm.currency}.")
     payable = Payable(
         payable_id=new_id("pbl"),
         firm_id=firm.firm_id,
@@ -113,74 +171,86 @@ def create_trust_request(ledger: Ledger, firm: Firm, request: CreateTrustRequest
         created_at=now,
     )
     ledger.create_payable(payable)
-    return payable
+    return PayableOut.of(payable)
 
 
 def payable_of(ledger: Ledger, firm: Firm, payable_id: str) -> tuple[Payable, list[Payment]]:
-    if len(payable_id) > 80:
-        raise NotFound("No such bill or trust request at this firm.")
+    """A payable of this firm with its payments (one query); 404 for another firm's."""
+    missing = NotFound("No such bill or trust request at this firm.")
+    if not _ID.fullmatch(payable_id):
+        raise missing
     try:
         payable, payments = ledger.get_payable_with_payments(payable_id)
     except NotFound:
-        raise NotFound("No such bill or trust request at this firm.") from None
+        raise missing from None
     if payable.firm_id != firm.firm_id:
-        raise NotFound("No such bill or trust request at this firm.")
+        raise missing
     return payable, payments
 
 
-def payable_out(payable: Payable, payments: list[Payment] | None = None) -> PayableOut:
-    def money(amount: int) -> MoneyOut:
-        return MoneyOut(amount_minor=amount, currency=payable.currency)
-
-    return PayableOut(
-        payable_id=payable.payable_id,
-        firm_id=payable.firm_id,
-        client_id=payable.client_id,
-        kind=payable.kind,
-        number=payable.number,
-        issued_on=payable.issued_on,
-        due_on=payable.due_on,
-        currency=payable.currency,
-        line_items=[i.model_dump() for i in payable.line_items],
-        memo=payable.memo,
-        total=money(payable.total_minor),
-        paid=money(payable.paid_minor),
-        pending=money(payable.pending_minor),
-        balance=money(payable.balance_minor),
-        status=payable.status.value,
-        has_active_link=payable.current_link_hash is not None,
-        payments=[
-            PaymentOut(
-                payment_id=p.payment_id,
-                reference=p.reference,
-                amount=money(p.amount_minor),
-                status=p.status.value,
-                method=p.method.label(),
-                destination=p.destination,
-                fee_minor=p.fee_minor,
-                failure_code=p.failure_code,
-                return_code=p.return_code,
-                origin=p.origin,
-                created_at=p.created_at,
-            )
-            for p in payments or []
-        ],
-    )
+def get_payable(ledger: Ledger, firm: Firm, payable_id: str) -> PayableOut:
+    return PayableOut.of(*payable_of(ledger, firm, payable_id))
 
 
-def issue_link(ledger: Ledger, payable: Payable, base_url: str, now: datetime, days: int) -> LinkOut:
-    if not payable.open_for_payment:
-        raise PayableClosed("This payable is void or paid; it needs no pay link.")
+def void_payable(ledger: Ledger, firm: Firm, payable_id: str, now: datetime) -> PayableOut:
+    """Void a payable so it can no longer be paid. Voiding twice is harmless.
+
+    Refused (409) while a payment is in flight (``conflict``: the ledger's condition, so a payment
+    reserving at the same moment cannot slip through) and for a bill paid in full
+    (``payable_closed``: there is nothing left to void).
+    """
+    payable, payments = payable_of(ledger, firm, payable_id)
+    if payable.status is PayableStatus.PAID:
+        raise PayableClosed("This payable has been paid in full; there is nothing left to void.")
+    return PayableOut.of(ledger.void_payable(payable.payable_id, now), payments)
+
+
+# -- pay links -----------------------------------------------------------------------------------
+
+
+def _refuse_closed(payable: Payable) -> None:
+    if payable.voided_at is not None:
+        raise PayableClosed("This payable is void; it cannot get a pay link.")
+    if payable.balance_minor == 0:
+        raise PayableClosed(
+            "This payable has been paid in full; it needs no pay link."
+            if payable.pending_minor == 0
+            else "A payment for the whole balance is in progress; no pay link is needed."
+        )
+
+
+def issue_link(ledger: Ledger, firm: Firm, payable_id: str, base_url: str, now: datetime, days: int) -> LinkOut:
+    """A new pay link for an open payable; the previous link stops working at the same moment.
+
+    The token is in the returned URL only: the ledger keeps its SHA-256.
+    """
+    payable, _ = payable_of(ledger, firm, payable_id)
+    _refuse_closed(payable)
     url, link = issue_pay_link(ledger, payable, base_url, now, days)
     return LinkOut(url=url, expires_at=link.expires_at)
 
 
-def send_to_client(
-    ledger: Ledger, mailer: PayLinkMailer, firm: Firm, payable: Payable, base_url: str, now: datetime, days: int
+def revoke_link(ledger: Ledger, firm: Firm, payable_id: str, now: datetime) -> PayableOut:
+    """Revoke the payable's current pay link; 404 when it has none."""
+    payable, payments = payable_of(ledger, firm, payable_id)
+    if not ledger.revoke_current_link(payable, now):
+        raise NotFound("This payable has no active pay link.")
+    return PayableOut.of(payable.model_copy(update={"current_link_hash": None}), payments)
+
+
+def send_payable(
+    ledger: Ledger,
+    mailer: PayLinkMailer,
+    firm: Firm,
+    payable_id: str,
+    base_url: str,
+    now: datetime,
+    days: int,
 ) -> LinkOut:
-    """Email the payable to its client with a fresh "Pay online now" link (re-sending re-issues)."""
+    """Email the payable to its client with a fresh "Pay online now" link (sending again re-issues)."""
+    payable, _ = payable_of(ledger, firm, payable_id)
+    _refuse_closed(payable)
     client = client_of(ledger, firm, payable.client_id)
-    link = issue_link(ledger, payable, base_url, now, days)
-    current = ledger.get_payable(payable.payable_id) or payable
-    mailer.send_payable(firm, client, current, link.url)
-    return link
+    url, link = issue_pay_link(ledger, payable, base_url, now, days)
+    mailer.send_payable(firm, client, payable, url)
+    return LinkOut(url=url, expires_at=link.expires_at)
