@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -141,10 +142,26 @@ def test_injected_5xx_and_delays(stack: LocalStack) -> None:
 # -- stream poller ---------------------------------------------------------------------------------
 
 
+def only_test_items(collect: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    """A stream handler that passes on only the batches carrying this module's TEST# items.
+
+    The session's stack is shared: other tests' payments (and late Stripe webhooks) reach the
+    stream too, and must neither be counted here nor fail.
+    """
+
+    def handler(event: dict[str, Any]) -> Any:
+        mine = [r for r in event["Records"] if r["dynamodb"]["Keys"]["pk"]["S"].startswith("TEST#")]
+        if not mine:
+            return {"batchItemFailures": []}
+        return collect({**event, "Records": mine})
+
+    return handler
+
+
 def test_a_payment_item_reaches_the_stream_handler_in_lambdas_shape(stack: LocalStack) -> None:
     stack.poller.drain()
     events: list[dict[str, Any]] = []
-    with stack.poller.use_handler(events.append):
+    with stack.poller.use_handler(only_test_items(events.append)):
         put_ledger_item(stack, "TEST#payment-1", entity="payment", status="succeeded")
         put_ledger_item(stack, "TEST#payable-1", entity="payable")
         stack.poller.drain()
@@ -165,7 +182,7 @@ def test_a_payment_item_reaches_the_stream_handler_in_lambdas_shape(stack: Local
 def test_an_update_that_creates_an_item_is_passed_on_as_moto_emits_it(stack: LocalStack) -> None:
     stack.poller.drain()
     events: list[dict[str, Any]] = []
-    with stack.poller.use_handler(events.append):
+    with stack.poller.use_handler(only_test_items(events.append)):
         stack.client("dynamodb").update_item(
             TableName=stack.env["LEDGER_TABLE"],
             Key={"pk": {"S": "TEST#upsert"}, "sk": {"S": "META"}},
@@ -186,7 +203,7 @@ def test_a_failing_handler_sends_the_batch_to_the_dead_letter_queue(stack: Local
         calls.append(len(event["Records"]))
         raise RuntimeError("SES is down")
 
-    with stack.poller.use_handler(failing):
+    with stack.poller.use_handler(only_test_items(failing)):
         put_ledger_item(stack, "TEST#payment-dlq", entity="payment")
         stack.poller.drain()
 
@@ -210,10 +227,12 @@ def test_a_failing_handler_sends_the_batch_to_the_dead_letter_queue(stack: Local
 def test_the_last_batch_can_be_delivered_again(stack: LocalStack) -> None:
     stack.poller.drain()
     events: list[dict[str, Any]] = []
-    with stack.poller.use_handler(events.append):
+    with stack.poller.use_handler(only_test_items(events.append)):
+        stack.poller.pause()
         put_ledger_item(stack, "TEST#payment-again", entity="payment")
         stack.poller.drain()
         stack.poller.redeliver_last_batch()
+        stack.poller.resume()
     assert len(events) == 2
     assert events[0] == events[1]
 
