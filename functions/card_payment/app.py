@@ -9,12 +9,18 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firmpay.api import client_ip, json_response, make_resolver, user_agent
+from firmpay.api import client_ip, make_resolver, user_agent
 from firmpay.config import get_settings
 from firmpay.gateways.captcha import RecaptchaVerifier
 from firmpay.gateways.stripe_gateway import StripeGateway
 from firmpay.ledger import Ledger, default_ledger
-from firmpay.models.card import CardCompleteRequest, CardReviewRequest, CardSubmitRequest
+from firmpay.models.card import (
+    CardCompleteRequest,
+    CardResultResponse,
+    CardReviewRequest,
+    CardReviewResponse,
+    CardSubmitRequest,
+)
 from firmpay.models.ledger import PayLink
 from firmpay.observability import logger
 from firmpay.payments import card
@@ -42,7 +48,7 @@ def _usable_link(token: str, now: datetime) -> PayLink:
 
 
 @app.post("/api/pay/<token>/card/review")
-def review_card(token: str, request: CardReviewRequest) -> Any:
+def review_card(token: str, request: CardReviewRequest) -> CardReviewResponse:
     now = datetime.now(UTC)
     context = resolve_link(_ledger(), token, now)
     review = card.create_card_review(
@@ -58,11 +64,11 @@ def review_card(token: str, request: CardReviewRequest) -> Any:
         now,
         get_settings().review_ttl_seconds,
     )
-    return json_response(200, card.card_review_response(review, context).model_dump())
+    return card.card_review_response(review, context)
 
 
 @app.post("/api/pay/<token>/card/submit")
-def submit_card(token: str, request: CardSubmitRequest) -> Any:
+def submit_card(token: str, request: CardSubmitRequest) -> CardResultResponse:
     now = datetime.now(UTC)
     outcome = card.submit_card(
         _ledger(),
@@ -76,15 +82,15 @@ def submit_card(token: str, request: CardSubmitRequest) -> Any:
         user_agent(app),
         now,
     )
-    return json_response(200, card.card_result(outcome).model_dump())
+    return card.card_result(outcome)
 
 
 @app.post("/api/pay/<token>/card/complete")
-def complete_card(token: str, request: CardCompleteRequest) -> Any:
+def complete_card(token: str, request: CardCompleteRequest) -> CardResultResponse:
     now = datetime.now(UTC)
     link = _usable_link(token, now)
     outcome = card.complete_card(_ledger(), StripeGateway(), link, request.payment_id, client_ip(app), now)
-    return json_response(200, card.card_result(outcome).model_dump())
+    return card.card_result(outcome)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

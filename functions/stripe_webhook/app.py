@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firmpay.api import json_response, make_resolver
+from firmpay.api import make_resolver
 from firmpay.config import get_settings
 from firmpay.gateways.stripe_gateway import StripeGateway, webhook_signature_valid
 from firmpay.ledger import Ledger, default_ledger
@@ -27,15 +27,15 @@ def _ledger() -> Ledger:
 
 
 @app.post("/webhooks/stripe")
-def stripe_webhook() -> Any:
+def stripe_webhook() -> WebhookAnswer:
     event = webhooks.read_event(
         app.current_event.decoded_body or "",
-        app.current_event.get_header_value("Stripe-Signature", case_sensitive=False),
+        app.current_event.headers.get("Stripe-Signature"),  # case-insensitive in Powertools 3
         get_secret(get_settings().stripe_webhook_secret_param),
         webhook_signature_valid,
     )
     outcome = webhooks.reconcile_event(_ledger(), StripeGateway(), event, datetime.now(UTC))
-    return json_response(200, WebhookAnswer(outcome=outcome).model_dump())
+    return WebhookAnswer(outcome=outcome)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

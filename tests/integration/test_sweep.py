@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from firmpay.gateways.stripe_gateway import StripeGateway
 from firmpay.payments.sweep import sweep_pending
-
 from local.stack import LocalStack
 from tests.integration.test_stripe_webhook import crash_after_confirm
 from tests.support.card_stack import CARD_3DS, forget_failed_attempts, open_link, set_webhook_delivery

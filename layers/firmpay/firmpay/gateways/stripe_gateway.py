@@ -79,7 +79,10 @@ def intent_from_stripe(pi: Any) -> Intent:
         fee_minor=int(fee) if fee is not None else None,
         mandate_id=mandate if isinstance(mandate, str) or mandate is None else _field(mandate, "id"),
         amount_refunded_minor=refunded,
-        metadata={str(k): str(v) for k, v in dict(metadata).items()},
+        # stripe-python 16 objects are not mappings: to_dict() (webhook events carry plain dicts).
+        metadata={
+            str(k): str(v) for k, v in (metadata.to_dict() if hasattr(metadata, "to_dict") else metadata).items()
+        },
     )
 
 

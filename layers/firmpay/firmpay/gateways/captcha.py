@@ -1,0 +1,62 @@
+"""reCAPTCHA behind ``CaptchaVerifier``: Google's siteverify in production, the local stand-in locally.
+
+Both answer the same protocol (a form POST of ``secret``, ``response`` and ``remoteip``; a JSON
+answer whose ``success`` says whether the token is valid), so only the URL differs. The secret is
+read from SSM on the first verification, not at start-up: most requests never need it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Protocol
+
+from firmpay.config import get_settings
+from firmpay.secrets import get_secret
+
+
+class CaptchaUnavailable(Exception):
+    """The verification service did not answer (network, timeout, 5xx)."""
+
+
+class CaptchaVerifier(Protocol):
+    def verify(self, token: str, remote_ip: str | None) -> bool:
+        """Whether ``token`` is a valid, unused reCAPTCHA answer; ``CaptchaUnavailable`` if unknown."""
+        ...
+
+
+class RecaptchaVerifier:
+    """Verifies reCAPTCHA tokens at ``verify_url`` (Google's siteverify protocol)."""
+
+    def __init__(self, verify_url: str, secret: Callable[[], str], timeout: float = 5.0) -> None:
+        if not verify_url.startswith(("https://", "http://")):
+            raise ValueError("the reCAPTCHA verify URL must be http(s)")
+        self._url = verify_url
+        self._secret = secret
+        self._timeout = timeout
+
+    @classmethod
+    def from_settings(cls) -> RecaptchaVerifier:
+        settings = get_settings()
+        return cls(settings.recaptcha_verify_url, lambda: get_secret(settings.recaptcha_secret_param))
+
+    def verify(self, token: str, remote_ip: str | None) -> bool:
+        import urllib.error  # imported on first use: most requests never verify a token
+        import urllib.parse
+        import urllib.request
+
+        fields = {"secret": self._secret(), "response": token}
+        if remote_ip:
+            fields["remoteip"] = remote_ip
+        request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
+            self._url,
+            data=urllib.parse.urlencode(fields).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as answer:  # noqa: S310
+                body = json.loads(answer.read().decode("utf-8"))
+        except (urllib.error.URLError, TimeoutError, OSError, ValueError) as error:
+            raise CaptchaUnavailable(type(error).__name__) from error
+        return isinstance(body, dict) and body.get("success") is True
