@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup dev test lint typecheck template unit integration e2e bench load invoke openapi build replay-dlq clean
+.PHONY: help setup dev test lint typecheck template unit integration e2e bench invoke openapi build clean
 
 help:
 	@echo "make dev     start the local stack on 127.0.0.1:3000, seed demo firms, print pay links"
@@ -42,9 +42,6 @@ e2e: setup
 bench: setup
 	$(PY) -m bench.run
 
-load: setup
-	$(PY) -m bench.load
-
 invoke: setup
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json"; exit 2; }
 	$(PY) -m local.invoke $(FN) $(EVENT)
@@ -54,9 +51,6 @@ openapi: setup
 
 build: setup
 	.sam-venv/bin/sam build --template-file template.yaml --build-dir .aws-sam/build
-
-replay-dlq: setup
-	$(PY) -m local.replay_dlq
 
 clean:
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
