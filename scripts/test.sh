@@ -18,7 +18,7 @@ step "template: cfn-lint, sam validate --lint, sam build"
 scripts/check_template.sh
 
 step "unit and integration tests"
-$PY -m pytest tests/unit tests/integration -q -p no:cacheprovider -n 2 --dist loadfile
+$PY -m pytest tests/unit tests/integration -q -p no:cacheprovider
 
 step "every event in events/ through its handler"
 $PY -m local.invoke --all
