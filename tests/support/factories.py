@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from firmpay.ledger import Ledger
-from firmpay.models.ledger import Client, DepositAccount, Firm, LineItem, Payable, new_id
+from firmpay.models.ledger import Client, DepositAccount, Firm, LineItem, MethodSummary, Payable, Payment, new_id
 
 US_FIRM_PRINCIPAL = "arn:aws:iam::000000000000:user/firm-us"
 CA_FIRM_PRINCIPAL = "arn:aws:iam::000000000000:user/firm-ca"
@@ -66,3 +66,21 @@ def create_billed(
     )
     ledger.create_payable(payable)
     return Billed(firm, client, payable)
+
+
+def card_payment(billed: Billed, amount: int, payment_id: str | None = None) -> Payment:
+    """A card payment of ``amount`` minor units for the billed payable, not yet stored."""
+    payment_id = payment_id or new_id("pay")
+    return Payment(
+        payment_id=payment_id,
+        payable_id=billed.payable.payable_id,
+        firm_id=billed.firm.firm_id,
+        client_id=billed.client.client_id,
+        reference="FP-TEST-0001",
+        amount_minor=amount,
+        currency=billed.payable.currency,
+        method=MethodSummary(type="card", brand="visa", last4="4242"),
+        idempotency_key=f"fp-confirm-{payment_id}",
+        destination=billed.payable.destination,
+        destination_account=billed.firm.operating_account,
+    )

@@ -25,10 +25,10 @@ from firmpay.models.api import (
     CreateTrustRequestRequest,
     IssueLinkRequest,
 )
-from firmpay.models.ledger import Client, Firm, MethodSummary, Payable, Payment, new_id
+from firmpay.models.ledger import Client, Firm, Payable, Payment
 from firmpay.payments import firm_admin as admin
 from firmpay.payments.links import resolve_link
-from tests.support.factories import CA_FIRM_PRINCIPAL, US_FIRM_PRINCIPAL, Billed, create_billed
+from tests.support.factories import CA_FIRM_PRINCIPAL, US_FIRM_PRINCIPAL, Billed, card_payment, create_billed
 
 NOW = datetime(2026, 11, 25, 15, tzinfo=UTC)
 BASE_URL = "https://pay.firmpay.example"
@@ -74,20 +74,7 @@ def trust_request(client_id: str, number: str = "TR-1", amount: int = 500_000) -
 
 
 def payment_for(billed: Billed, amount: int) -> Payment:
-    payment_id = new_id("pay")
-    return Payment(
-        payment_id=payment_id,
-        payable_id=billed.payable.payable_id,
-        firm_id=billed.firm.firm_id,
-        client_id=billed.client.client_id,
-        reference="FP-TEST-0001",
-        amount_minor=amount,
-        currency=billed.payable.currency,
-        method=MethodSummary(type="card", brand="visa", last4="4242"),
-        idempotency_key=f"fp-confirm-{payment_id}",
-        destination=billed.payable.destination,
-        destination_account=billed.firm.operating_account,
-    )
+    return card_payment(billed, amount)
 
 
 def token_of(url: str) -> str:

@@ -10,27 +10,15 @@ import pytest
 
 from firmpay.errors import AmountOverBalance, Conflict, PayableClosed, PayLinkExpired, PayLinkNotFound
 from firmpay.ledger import Ledger
-from firmpay.models.ledger import MethodSummary, PayableStatus, Payment, PaymentStatus
+from firmpay.models.ledger import PayableStatus, Payment, PaymentStatus
 from firmpay.payments.links import issue_pay_link, resolve_link
-from tests.support.factories import Billed, create_billed
+from tests.support.factories import Billed, card_payment, create_billed
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
 def payment(billed: Billed, payment_id: str, amount: int) -> Payment:
-    return Payment(
-        payment_id=payment_id,
-        payable_id=billed.payable.payable_id,
-        firm_id=billed.firm.firm_id,
-        client_id=billed.client.client_id,
-        reference="FP-TEST-0001",
-        amount_minor=amount,
-        currency=billed.payable.currency,
-        method=MethodSummary(type="card", brand="visa", last4="4242"),
-        idempotency_key=f"fp-confirm-{payment_id}",
-        destination=billed.payable.destination,
-        destination_account=billed.firm.operating_account,
-    )
+    return card_payment(billed, amount, payment_id)
 
 
 def test_a_reserved_then_settled_payment_moves_balance_to_paid(ledger: Ledger) -> None:
