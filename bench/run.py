@@ -193,7 +193,38 @@ def routes() -> list[dict[str, Any]]:
                 samples.append((time.perf_counter() - began) * 1000)
             samples.sort()
             results.append({"route": name, "dynamodb_requests": ddb, "p50_ms": samples[49], "p95_ms": samples[94]})
+        results.append(card_submit_route(stack))
     return results
+
+
+def card_submit_route(stack: Any, payments: int = 40) -> dict[str, Any]:
+    """POST .../card/submit: each sample is a fresh review submitted once (a submit is not repeatable).
+
+    The emulator's webhooks are pointed nowhere meanwhile, so the counts are the submit's own.
+    """
+    from tests.support.card_stack import open_link, set_webhook_delivery
+
+    link = open_link(stack, amounts=(payments * 1_000 + 1_000,))
+    set_webhook_delivery(stack, enabled=False)
+    try:
+        counts, samples = [], []
+        for _ in range(payments + 1):
+            review_id = link.review(amount=1_000).json()["review_id"]
+            stack.proxy.reset_counts()
+            began = time.perf_counter()
+            answer = link.submit(review_id)
+            samples.append((time.perf_counter() - began) * 1000)
+            assert answer.json()["status"] == "succeeded", answer.text
+            counts.append(stack.proxy.total("dynamodb"))
+    finally:
+        set_webhook_delivery(stack, enabled=True)
+    samples = sorted(samples[1:])  # the first one warms the function
+    return {
+        "route": "POST .../card/submit",
+        "dynamodb_requests": max(counts),
+        "p50_ms": samples[len(samples) // 2],
+        "p95_ms": samples[int(len(samples) * 0.95) - 1],
+    }
 
 
 def main() -> int:

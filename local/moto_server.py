@@ -35,7 +35,44 @@ def make_dynamodb_writes_atomic() -> None:
         setattr(DynamoDBBackend, name, atomic)
 
 
+def keep_streams_through_rollbacks() -> None:
+    """A canceled TransactWriteItems must not orphan the table's stream (idempotent).
+
+    moto rolls a canceled transaction back by replacing each table with a deep copy taken before
+    it, stream shard included: stream readers keep the old shard object and never see another
+    record (confirmation emails stop for good after the first lost race). Keep the live shard
+    instead, without the records of the canceled writes.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.transact_write_items
+    if getattr(original, "_firmpay_streams", False):
+        return
+
+    @functools.wraps(original)
+    def transact_write_items(self: Any, *args: Any, **kwargs: Any) -> Any:
+        shards = {
+            name: (table.stream_shard, len(table.stream_shard.items))
+            for name, table in self.tables.items()
+            if getattr(table, "stream_shard", None) is not None
+        }
+        try:
+            return original(self, *args, **kwargs)
+        except Exception:
+            for name, (shard, length) in shards.items():
+                table = self.tables.get(name)
+                if table is not None and table.stream_shard is not shard:
+                    del shard.items[length:]
+                    shard.table = table
+                    table.stream_shard = shard
+            raise
+
+    transact_write_items._firmpay_streams = True  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def main() -> None:
+    keep_streams_through_rollbacks()
     make_dynamodb_writes_atomic()
     from moto.server import main as moto_main
 

@@ -175,4 +175,7 @@ def build_app() -> Any:
     if not getattr(app, "_firmpay_idempotency", False):
         app.middlewares.insert(0, _idempotency_middleware())
         app._firmpay_idempotency = True
+    from local.stripe_emulator import stripejs  # the card page's Stripe.js calls (card payments)
+
+    stripejs.install(app)
     return app

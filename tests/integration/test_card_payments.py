@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from local.stack import STRIPE_SECRET, LocalStack
+from tests.integration.conftest import table_snapshot
 from tests.support.card_stack import (
     BILLING,
     CARD_3DS,
@@ -19,7 +20,6 @@ from tests.support.card_stack import (
     forget_failed_attempts,
     open_link,
     quiet_table,
-    table_items,
 )
 
 pytestmark = pytest.mark.integration
@@ -266,7 +266,7 @@ def test_bad_input_on_review_changes_nothing(stack: LocalStack) -> None:
     unknown = StackLink(stack, link.billed, "x" * 43)
     expect(unknown.post("review", good), 404, "link_not_found")
 
-    assert table_items(stack) == before
+    assert table_snapshot(stack) == before
 
 
 def test_bad_input_on_submit_and_complete_changes_nothing(stack: LocalStack) -> None:
@@ -283,5 +283,5 @@ def test_bad_input_on_submit_and_complete_changes_nothing(stack: LocalStack) -> 
     expect(link.post("complete", {"payment_id": "pi_123"}), 422, "invalid_request")
     expect(link.post("complete", {}), 422, "invalid_request")
 
-    assert table_items(stack) == before
+    assert table_snapshot(stack) == before
     assert link.intents()[0].status == "requires_confirmation"

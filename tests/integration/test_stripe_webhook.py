@@ -13,6 +13,7 @@ import pytest
 from firmpay.errors import ServiceUnavailable
 from firmpay.payments import checkout
 from local.stack import LocalStack
+from tests.integration.conftest import table_snapshot
 from tests.support.card_stack import (
     CARD_OK,
     StackLink,
@@ -22,7 +23,6 @@ from tests.support.card_stack import (
     quiet_table,
     set_webhook_delivery,
     signed_event,
-    table_items,
 )
 
 pytestmark = pytest.mark.integration
@@ -125,7 +125,7 @@ def test_replayed_and_out_of_order_events_change_nothing(stack: LocalStack, no_w
 
     assert outcomes == ["unchanged"] * 6
     assert link.ledger.get_payment(link.payable_id, result["payment_id"]) == settled
-    assert table_items(stack) == before
+    assert table_snapshot(stack) == before
     link.invariant()
 
 
@@ -174,5 +174,5 @@ def test_forged_or_stale_signatures_get_400_and_change_nothing(
     assert {name: (a.status_code, a.json()["code"]) for name, a in answers.items()} == dict.fromkeys(
         forgeries, (400, "invalid_signature")
     )
-    assert table_items(stack) == before
+    assert table_snapshot(stack) == before
     assert link.invariant().pending_minor == 150_050

@@ -17,6 +17,7 @@ from firmpay.ledger import Ledger, keys
 from firmpay.payments.card_testing import DEFAULT_LIMITS, attempt_counters
 from firmpay.payments.links import issue_pay_link
 from local.stack import STRIPE_SECRET, WEBHOOK_SECRET, LocalStack
+from tests.integration.conftest import table_snapshot
 from tests.support.factories import Billed, create_billed
 
 BILLING = {
@@ -180,26 +181,12 @@ def set_webhook_delivery(stack: LocalStack, enabled: bool) -> None:
     ).raise_for_status()
 
 
-def table_items(stack: LocalStack) -> list[dict[str, Any]]:
-    """Every item of the ledger table (for "changed nothing" checks)."""
-    client = stack.client("dynamodb")
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": stack.env["LEDGER_TABLE"], "ConsistentRead": True}
-    while True:
-        page = client.scan(**kwargs)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
-
-
 def quiet_table(stack: LocalStack, settle: float = 1.5) -> list[dict[str, Any]]:
     """The table once webhooks of earlier tests (sent ~1 s after each event) have landed."""
-    before = table_items(stack)
+    before = table_snapshot(stack)
     while True:
         time.sleep(settle)
-        after = table_items(stack)
+        after = table_snapshot(stack)
         if after == before:
             return after
         before = after

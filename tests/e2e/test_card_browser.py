@@ -1,0 +1,245 @@
+"""A new client pays a seeded pay link by card in chromium: a decline then another card, 3-D Secure
+through the bank's modal, edit after review; at phone width, without serious accessibility issues."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from firmpay.payments.links import hash_token
+from tests.e2e.conftest import AXE, axe_violations, screenshot
+from tests.support.card_stack import forget_failed_attempts, payable_of, stripe_client
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def link(stack: Any) -> dict[str, str]:
+    """A fresh demo firm (its bill and trust request unpaid) for every test."""
+    from local.seed import seed_demo
+
+    urls = [line.split()[2] for line in seed_demo(stack)]
+    return {"us_bill": urls[0], "us_trust": urls[1], "ca_bill": urls[2]}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_attempts(stack: Any) -> Any:
+    yield
+    forget_failed_attempts(stack)
+
+
+def card_section(page: Any) -> Any:
+    return page.get_by_role("region", name="Pay by Credit Card")
+
+
+def enter_card(page: Any, number: str) -> None:
+    """Type a card into the card element (locally the emulator's Stripe.js renders plain inputs)."""
+    section = card_section(page)
+    section.get_by_placeholder("number").fill(number)
+    section.get_by_placeholder("exp_month").fill("12")
+    section.get_by_placeholder("exp_year").fill("34")
+    section.get_by_placeholder("cvc").fill("123")
+
+
+def enter_billing(page: Any) -> None:
+    section = card_section(page)
+    section.get_by_label("Address").fill("1 Main St")
+    section.get_by_label("City").fill("Springfield")
+    section.get_by_label("State / Province").fill("IL")
+    section.get_by_label("Postal code").fill("62701")
+
+
+def review_and_submit(page: Any, store: bool = False) -> None:
+    section = card_section(page)
+    section.get_by_role("button", name="Review payment").click()
+    section.get_by_role("heading", name="Review your payment").wait_for()
+    if store:
+        section.get_by_role("checkbox", name="Securely store this payment method for future use").check()
+    section.get_by_role("button", name="Submit payment").click()
+
+
+def no_horizontal_scroll(page: Any) -> None:
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
+
+
+def test_a_new_client_is_declined_then_pays_with_another_card(page: Any, link: dict[str, str], stack: Any) -> None:
+    page.goto(link["us_bill"])
+    section = card_section(page)
+    section.get_by_role("heading", name="Pay by Credit Card").wait_for()
+    assert section.get_by_label("Payment amount (USD)").input_value() == "3500.50"
+    assert section.get_by_label("Cardholder name").input_value() == "Jordan Ellis"
+    assert section.get_by_label("Country").input_value() == "US"
+    assert section.get_by_role("group", name="Billing information").is_visible()
+    enter_card(page, "4000000000000002")
+    enter_billing(page)
+    no_horizontal_scroll(page)
+    screenshot(page, "card-form-375")
+
+    section.get_by_role("button", name="Review payment").click()
+    section.get_by_role("heading", name="Review your payment").wait_for()
+    review = section.locator("#card-review").inner_text()
+    assert "$3,500.50\u00a0USD" in review
+    assert "Bill B-1042" in review
+    assert "ending in 0002" in review
+    assert "Jordan Ellis" in review
+    assert "future bills and payment-plan installments" in section.locator("#card-store-text").inner_text()
+    no_horizontal_scroll(page)
+    screenshot(page, "card-review-375")
+    section.get_by_role("button", name="Submit payment").click()
+
+    alert = section.locator("#card-error")
+    alert.wait_for(state="visible")
+    assert alert.get_attribute("role") == "alert"
+    assert "declined" in alert.inner_text()
+    assert section.get_by_role("button", name="Review payment").is_visible()
+    screenshot(page, "card-declined-375")
+
+    enter_card(page, "4242424242424242")
+    review_and_submit(page)
+
+    result = page.get_by_role("status")
+    result.get_by_role("heading", name="Payment successful").wait_for()
+    text = result.inner_text()
+    assert "$3,500.50\u00a0USD" in text
+    assert "Visa" in text
+    assert "FP-" in text
+    assert "New balance" in text
+    assert "$0.00\u00a0USD" in text
+    assert "A confirmation email is on its way." in text
+    assert page.locator("#balance-due").inner_text() == "$0.00\u00a0USD"
+    no_horizontal_scroll(page)
+    screenshot(page, "card-paid-375")
+    assert [e for e in page.console_errors if "Content Security Policy" in e] == []
+
+
+@pytest.mark.parametrize("complete", [True, False])
+def test_three_d_secure_in_the_banks_modal(page: Any, link: dict[str, str], complete: bool) -> None:
+    page.goto(link["us_trust"])
+    section = card_section(page)
+    section.get_by_label("Payment amount (USD)").fill("1000.00")
+    enter_card(page, "4000002760003184")
+    enter_billing(page)
+
+    review_and_submit(page)
+    button = "Complete authentication" if complete else "Fail authentication"
+    page.get_by_role("button", name=button).click()
+
+    if complete:
+        result = page.get_by_role("status")
+        result.get_by_role("heading", name="Payment successful").wait_for()
+        assert "$1,000.00\u00a0USD" in result.inner_text()
+        assert "$4,000.00\u00a0USD" in result.inner_text()
+        screenshot(page, "card-3ds-paid-375")
+    else:
+        alert = section.locator("#card-error")
+        alert.wait_for(state="visible")
+        assert "Nothing was charged" in alert.inner_text()
+        assert section.get_by_role("button", name="Review payment").is_visible()
+
+
+def test_edit_returns_to_the_form_with_its_values(page: Any, link: dict[str, str]) -> None:
+    page.goto(link["ca_bill"])
+    section = card_section(page)
+    assert section.get_by_label("Country").input_value() == "CA"
+    section.get_by_label("Payment amount (CAD)").fill("100.00")
+    enter_card(page, "4242424242424242")
+    enter_billing(page)
+    section.get_by_role("button", name="Review payment").click()
+    section.get_by_role("heading", name="Review your payment").wait_for()
+    assert "$100.00\u00a0CAD" in section.locator("#card-review").inner_text()
+
+    section.get_by_role("button", name="Edit").click()
+
+    assert section.get_by_label("Payment amount (CAD)").input_value() == "100.00"
+    assert section.get_by_label("City").input_value() == "Springfield"
+    assert section.get_by_role("button", name="Review payment").is_visible()
+
+
+def test_amounts_are_checked_before_anything_is_sent(page: Any, link: dict[str, str]) -> None:
+    page.goto(link["us_bill"])
+    section = card_section(page)
+    section.get_by_label("Payment amount (USD)").fill("5000")
+    section.get_by_role("button", name="Review payment").click()
+    assert "more than the balance due" in section.locator("#card-amount-error").inner_text()
+    section.get_by_label("Payment amount (USD)").fill("0.10")
+    section.get_by_role("button", name="Review payment").click()
+    assert "minimum payment" in section.locator("#card-amount-error").inner_text()
+
+
+def test_double_clicking_submit_charges_once(page: Any, link: dict[str, str], stack: Any) -> None:
+    page.goto(link["us_bill"])
+    enter_card(page, "4242424242424242")
+    enter_billing(page)
+    section = card_section(page)
+    section.get_by_role("button", name="Review payment").click()
+    section.get_by_role("heading", name="Review your payment").wait_for()
+
+    section.get_by_role("button", name="Submit payment").dblclick()
+
+    page.get_by_role("status").get_by_role("heading", name="Payment successful").wait_for()
+    token = link["us_bill"].rsplit("/", 1)[1]
+    assert [pi.status for pi in stripe_intents_for(stack, token)] == ["succeeded"]
+    stack.ledger.check_invariant(stack.ledger.get_link(hash_token(token)).payable_id)
+
+
+@pytest.mark.parametrize("state", ["form", "review"])
+def test_no_serious_or_critical_accessibility_violations(browser: Any, link: dict[str, str], state: str) -> None:
+    if state == "form":
+        violations = axe_violations(browser, link["us_bill"])
+    else:
+        context = browser.new_context(viewport={"width": 375, "height": 900}, bypass_csp=True)
+        page = context.new_page()
+        page.goto(link["us_bill"])
+        enter_card(page, "4242424242424242")
+        enter_billing(page)
+        card_section(page).get_by_role("button", name="Review payment").click()
+        card_section(page).get_by_role("heading", name="Review your payment").wait_for()
+        page.add_script_tag(path=str(AXE))
+        result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+        context.close()
+        violations = [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    assert violations == [], [(v["id"], v["help"], [n["target"] for n in v["nodes"]]) for v in violations]
+
+
+def test_an_incomplete_card_is_refused_in_the_browser(page: Any, link: dict[str, str], stack: Any) -> None:
+    page.goto(link["us_bill"])
+    section = card_section(page)
+    section.get_by_placeholder("number").fill("4242")
+    enter_billing(page)
+
+    section.get_by_role("button", name="Review payment").click()
+
+    alert = section.locator("#card-error")
+    alert.wait_for(state="visible")
+    assert alert.inner_text() == "Your card number is incomplete."
+    token = link["us_bill"].rsplit("/", 1)[1]
+    assert stripe_intents_for(stack, token) == []
+
+
+def test_stripe_js_reports_a_failed_challenge_as_stripe_does(page: Any, link: dict[str, str], stack: Any) -> None:
+    page.goto(link["us_bill"])
+    enter_card(page, "4000002760003184")
+    enter_billing(page)
+    review_and_submit(page)
+    page.get_by_role("button", name="Fail authentication").wait_for()
+    page.get_by_role("button", name="Fail authentication").click()
+    card_section(page).locator("#card-error").wait_for(state="visible")
+    token = link["us_bill"].rsplit("/", 1)[1]
+    (intent,) = stripe_intents_for(stack, token)
+    assert intent.status == "requires_payment_method"
+    assert intent.last_payment_error.code == "payment_intent_authentication_failure"
+
+    # A malformed client secret is refused without a modal, as Stripe.js does.
+    answer = page.evaluate("async () => await Stripe('pk_test_local').handleCardAction('not-a-secret')")
+    assert answer["error"]["type"] == "invalid_request_error"
+
+
+def stripe_intents_for(stack: Any, token: str) -> list[Any]:
+    payable_id = stack.ledger.get_link(hash_token(token)).payable_id
+    client = stripe_client(stack.urls["stripe"])
+    return [
+        pi
+        for pi in client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter()
+        if payable_of(pi) == payable_id
+    ]
