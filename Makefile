@@ -3,13 +3,14 @@
 PY := .venv/bin/python
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup dev test lint typecheck template unit integration e2e bench invoke openapi build clean
+.PHONY: help setup dev test lint typecheck template unit integration e2e bench invoke replay-dlq openapi build clean
 
 help:
 	@echo "make dev     start the local stack on 127.0.0.1:3000, seed demo firms, print pay links"
 	@echo "make test    lint, types, template checks, unit, integration and browser tests"
 	@echo "make bench   cold-start and DynamoDB-request figures per function"
 	@echo "make invoke FN=<function> EVENT=events/<file>.json   run one handler against the local stack"
+	@echo "make replay-dlq   resend the confirmation emails of the email dead-letter queue (ARGS=\"--aws --queue-url URL\" for AWS)"
 
 setup:
 	@scripts/bootstrap.sh
@@ -45,6 +46,9 @@ bench: setup
 invoke: setup
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json"; exit 2; }
 	$(PY) -m local.invoke $(FN) $(EVENT)
+
+replay-dlq: setup
+	$(PY) -m local.replay_dlq $(ARGS)
 
 openapi: setup
 	$(PY) -m local.openapi --write

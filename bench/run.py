@@ -114,6 +114,13 @@ def time_process(paths: list[str], code: str, runs: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(inner)
 
 
+def loads_plaid_at_init(paths: list[str]) -> bool:
+    """Whether importing the handler (its cold init) loads plaid-python: it must only load on use."""
+    script = f"import sys\nsys.path[:0] = {paths!r}\nimport app\nprint('plaid' in sys.modules)"
+    out = subprocess.run([PYTHON, "-I", "-c", script], capture_output=True, text=True, env=child_env(), check=True)
+    return out.stdout.strip().splitlines()[-1] == "True"
+
+
 def size_mb(paths: list[Path]) -> float:
     total = 0
     for path in paths:
@@ -146,6 +153,7 @@ def cold_starts(runs: int) -> tuple[list[dict[str, Any]], float]:
     for logical_id, (name, layers) in layout:
         deployed = [size_build / logical_id] + [size_build / layer for layer in layers]
         wall = statistics.median(walls[name])
+        paths = [str(timing_build / logical_id)] + [str(timing_build / layer / "python") for layer in layers]
         rows.append(
             {
                 "function": name,
@@ -154,6 +162,7 @@ def cold_starts(runs: int) -> tuple[list[dict[str, Any]], float]:
                 "ratio": wall / baseline,
                 "size_mb": size_mb(deployed),
                 "plaid": "PlaidLayer" in layers,
+                "plaid_at_init": loads_plaid_at_init(paths),
             }
         )
     return rows, baseline
@@ -194,7 +203,44 @@ def routes() -> list[dict[str, Any]]:
             samples.sort()
             results.append({"route": name, "dynamodb_requests": ddb, "p50_ms": samples[49], "p95_ms": samples[94]})
         results.append(card_submit_route(stack))
+        results.extend(echeck_routes(stack))
+        results.append(stream_batch(stack))
     return results
+
+
+def stream_batch(stack: Any, payments: int = 50) -> dict[str, Any]:
+    """confirmation_email on one batch of 100 stream records: 50 card payments, each reserved (an
+    INSERT that sends nothing) then settled (a MODIFY that sends a client and a firm email).
+
+    The poller reads the stream from moto directly, so the counts are the function's own requests.
+    """
+    from tests.support.factories import card_payment, create_billed
+
+    billed = create_billed(stack.ledger, amounts=(payments * 1_000,))
+    stack.poller.drain()
+    stack.poller.pause()
+    try:
+        for _ in range(payments):
+            payment = card_payment(billed, 1_000)
+            assert stack.ledger.reserve(payment)
+            assert stack.ledger.settle(payment)
+        sent_before = len(stack.outbox.list_messages())
+        stack.proxy.reset_counts()
+        began = time.perf_counter()
+        stack.poller.drain(timeout=300)
+        elapsed = (time.perf_counter() - began) * 1000
+        emails = len(stack.outbox.list_messages()) - sent_before
+    finally:
+        stack.poller.resume()
+    assert emails == 2 * payments, f"{emails} emails for {payments} payments"
+    return {
+        "route": "stream: 100 records",
+        "dynamodb_requests": stack.proxy.total("dynamodb"),
+        "ses_requests": stack.proxy.total("ses"),
+        "emails": emails,
+        "p50_ms": elapsed,
+        "p95_ms": elapsed,
+    }
 
 
 def card_submit_route(stack: Any, payments: int = 40) -> dict[str, Any]:
@@ -206,6 +252,7 @@ def card_submit_route(stack: Any, payments: int = 40) -> dict[str, Any]:
 
     link = open_link(stack, amounts=(payments * 1_000 + 1_000,))
     set_webhook_delivery(stack, enabled=False)
+    stack.poller.pause()  # the confirmation emails' own requests are counted apart
     try:
         counts, samples = [], []
         for _ in range(payments + 1):
@@ -217,6 +264,7 @@ def card_submit_route(stack: Any, payments: int = 40) -> dict[str, Any]:
             assert answer.json()["status"] == "succeeded", answer.text
             counts.append(stack.proxy.total("dynamodb"))
     finally:
+        stack.poller.resume()
         set_webhook_delivery(stack, enabled=True)
     samples = sorted(samples[1:])  # the first one warms the function
     return {
@@ -227,6 +275,59 @@ def card_submit_route(stack: Any, payments: int = 40) -> dict[str, Any]:
     }
 
 
+def echeck_routes(stack: Any, payments: int = 20) -> list[dict[str, Any]]:
+    """The eCheck steps (link token, exchange, review, submit), each sample a fresh client path.
+
+    Plaid Link itself (the bank sign-in) is driven between the samples and not timed.
+    """
+    from tests.support.card_stack import set_webhook_delivery
+    from tests.support.echeck_stack import drive_link, open_echeck_link
+
+    link = open_echeck_link(stack, amounts=(payments * 1_000 + 1_000,), firm_settings={"echeck_daily_limit": 100})
+    names = (
+        "POST .../echeck/link-token",
+        "POST .../echeck/exchange",
+        "POST .../echeck/review",
+        "POST .../echeck/submit",
+    )
+    counts: dict[str, list[int]] = {n: [] for n in names}
+    samples: dict[str, list[float]] = {n: [] for n in names}
+
+    def timed(name: str, call: Any, *args: Any) -> Any:
+        stack.proxy.reset_counts()
+        began = time.perf_counter()
+        answer = call(*args)
+        samples[name].append((time.perf_counter() - began) * 1000)
+        counts[name].append(stack.proxy.total("dynamodb"))
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    set_webhook_delivery(stack, enabled=False)
+    stack.poller.pause()  # the confirmation emails' own requests are counted apart
+    try:
+        for _ in range(payments + 1):
+            token = timed(names[0], link.post_echeck, "link-token", {"holder_name": "Bench Client"})
+            bank = drive_link(stack.urls["plaid"], token["link_token"], "ins_109508", "0000")
+            connection = timed(names[1], link.exchange, bank)
+            review = timed(names[2], link.review_echeck, connection["connection_id"], 1_000)
+            timed(names[3], link.submit_echeck, review["review_id"])
+    finally:
+        stack.poller.resume()
+        set_webhook_delivery(stack, enabled=True)
+    rows = []
+    for name in names:
+        ordered = sorted(samples[name][1:])  # the first one warms the function
+        rows.append(
+            {
+                "route": name,
+                "dynamodb_requests": max(counts[name][1:]),
+                "p50_ms": ordered[len(ordered) // 2],
+                "p95_ms": ordered[int(len(ordered) * 0.95) - 1],
+            }
+        )
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=RUNS)
@@ -235,16 +336,23 @@ def main() -> int:
     route_rows = routes()
     rows, baseline = cold_starts(args.runs)
     print(
-        f"\nper route (local stack, warm, 100 requests)\n{'route':<28}{'DynamoDB req':>14}{'p50 ms':>10}{'p95 ms':>10}"
+        f"\nper route (local stack, warm, 100 requests)\n{'route':<32}{'DynamoDB req':>14}{'p50 ms':>10}{'p95 ms':>10}"
     )
     for r in route_rows:
-        print(f"{r['route']:<28}{r['dynamodb_requests']:>14}{r['p50_ms']:>10.1f}{r['p95_ms']:>10.1f}")
+        print(f"{r['route']:<32}{r['dynamodb_requests']:>14}{r['p50_ms']:>10.1f}{r['p95_ms']:>10.1f}")
+    for r in route_rows:
+        if "emails" in r:
+            print(
+                f"confirmation_email, one batch of 100 stream records ({r['emails']} emails, {r['p50_ms']:.0f} ms): "
+                f"{r['dynamodb_requests'] / r['emails']:.2f} DynamoDB and {r['ses_requests'] / r['emails']:.2f} SES "
+                "requests per email"
+            )
     print(f"\ncold init (median of {args.runs} fresh processes; baseline boto3 + DynamoDB client = {baseline:.0f} ms)")
-    print(f"{'function':<22}{'cold ms':>9}{'import ms':>11}{'ratio':>8}{'size MB':>9}  plaid")
+    print(f"{'function':<22}{'cold ms':>9}{'import ms':>11}{'ratio':>8}{'size MB':>9}  plaid (bundled / at init)")
     for r in rows:
         print(
             f"{r['function']:<22}{r['cold_ms']:>9.0f}{r['import_ms']:>11.0f}{r['ratio']:>8.2f}{r['size_mb']:>9.1f}  "
-            f"{'yes' if r['plaid'] else 'no'}"
+            f"{'yes' if r['plaid'] else 'no'} / {'yes' if r['plaid_at_init'] else 'no'}"
         )
     if args.json:
         print(json.dumps({"baseline_ms": baseline, "functions": rows, "routes": route_rows}, indent=2))

@@ -98,6 +98,8 @@ def seed_demo(stack: Any = None, ledger: Ledger | None = None, today: date | Non
             url, _ = issue_pay_link(ledger, payable, settings.public_base_url, now, settings.pay_link_days)
             lines.append(f"pay link: {url}")
     seed_event_fixtures(ledger, today)
+    if stack is not None:
+        seed_event_method(ledger, stack.urls["stripe"], now)
     return lines
 
 
@@ -106,6 +108,7 @@ EVENTS_FIRM_ID = "firm_events_us"
 EVENTS_CLIENT_ID = "cli_events_us"
 EVENTS_BILL_ID = "pbl_events_us_bill"
 EVENTS_TRUST_REQUEST_ID = "pbl_events_us_trust"
+EVENTS_METHOD_ID = "mth_events_us_card"  # events/autopay_charge_*.json charge it
 
 
 def seed_event_fixtures(ledger: Ledger, today: date) -> None:
@@ -141,5 +144,44 @@ def seed_event_fixtures(ledger: Ledger, today: date) -> None:
             total_minor=300_000,
             balance_minor=300_000,
             **common,
+        )
+    )
+
+
+def seed_event_method(ledger: Ledger, stripe_base: str, now: datetime) -> None:
+    """A Visa the events client stored with consent (attached to its customer at the Stripe emulator); once."""
+    if ledger.get_method(EVENTS_FIRM_ID, EVENTS_CLIENT_ID, EVENTS_METHOD_ID) is not None:
+        return
+    import stripe
+
+    from firmpay.models.ledger import Consent, MethodSummary, StoredMethod
+    from firmpay.payments.checkout import STORE_METHOD_TEXT, STORE_METHOD_TEXT_VERSION, sha256_hex
+    from local.stack import STRIPE_SECRET
+
+    client = ledger.get_client(EVENTS_FIRM_ID, EVENTS_CLIENT_ID)
+    assert client is not None
+    sdk = stripe.StripeClient(STRIPE_SECRET, base_addresses={"api": stripe_base})
+    customer = client.processor_customer_id or ledger.set_client_customer(
+        client, str(sdk.v1.customers.create(params={"name": client.name, "email": client.email}).id)
+    )
+    card = {"number": "4242424242424242", "exp_month": 12, "exp_year": now.year + 5, "cvc": "123"}
+    method = sdk.v1.payment_methods.create(params={"type": "card", "card": card})
+    sdk.v1.payment_methods.attach(method.id, params={"customer": customer})
+    ledger.put_method(
+        StoredMethod(
+            method_id=EVENTS_METHOD_ID,
+            firm_id=EVENTS_FIRM_ID,
+            client_id=EVENTS_CLIENT_ID,
+            summary=MethodSummary(type="card", brand="visa", last4="4242", exp_month=12, exp_year=now.year + 5),
+            processor_customer_id=customer,
+            processor_method_id=str(method.id),
+            consent=Consent(
+                text_version=STORE_METHOD_TEXT_VERSION,
+                text_sha256=sha256_hex(STORE_METHOD_TEXT.format(firm="Okafor & Lin LLP")),
+                accepted_at=now,
+                ip_address="203.0.113.7",
+                user_agent="local seed",
+            ),
+            created_at=now,
         )
     )

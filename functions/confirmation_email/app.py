@@ -1,7 +1,56 @@
-"""confirmation_email: placeholder until its issue lands."""
+"""confirmation_email (the ledger's DynamoDB stream): payment emails, each sent exactly once.
 
-from typing import Any
+Each record is mapped to a payment change and handed to one use case; a failing record is
+reported in ``batchItemFailures`` (the stream retries from it; sent-once markers make the records
+after it no-ops), and one that keeps failing ends in the dead-letter queue. Powertools batch,
+Jinja2 and SES are imported by the first batch, not at cold start.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from firmpay.config import get_settings
+from firmpay.ledger import Ledger, default_ledger
+from firmpay.observability import logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 
-def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    return {"statusCode": 501, "body": '{"code": "not_implemented", "message": "not implemented yet"}'}
+@lru_cache(maxsize=1)
+def _ledger() -> Ledger:
+    return default_ledger()
+
+
+@lru_cache(maxsize=1)
+def _processor() -> BatchProcessor:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+    return BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+def record_handler(record: DynamoDBRecord) -> None:
+    from firmpay.emails.confirmations import MailSettings, send_payment_emails
+    from firmpay.emails.notifications import payment_change
+    from firmpay.gateways.ses import send_raw
+
+    change = payment_change(record.raw_event)
+    if change is None:
+        return
+    settings = get_settings()
+    mail = MailSettings(settings.mail_from, settings.public_base_url, settings.pay_link_days)
+    send_payment_emails(_ledger(), change, send_raw, mail, datetime.now(UTC))
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+
+    return process_partial_response(event=event, record_handler=record_handler, processor=_processor(), context=context)

@@ -14,7 +14,6 @@ from firmpay.gateways.kms import KmsVault
 from firmpay.gateways.stripe_gateway import StripeGateway
 from firmpay.ledger import Ledger, default_ledger
 from firmpay.models.echeck import EcheckReviewRequest, EcheckSubmitRequest
-from firmpay.money import Locale
 from firmpay.observability import logger
 from firmpay.payments import echeck
 from firmpay.payments.links import find_link, resolve_link
@@ -61,12 +60,12 @@ def submit_echeck(token: str, request: EcheckSubmitRequest) -> Any:
     link = find_link(_ledger(), token)
     if not link.is_usable(now):
         resolve_link(_ledger(), token, now)  # raises the same 410 as every pay route
-    payment = echeck.submit_echeck(
+    outcome = echeck.submit_echeck(
         _ledger(),
         StripeGateway(),
         None if request.store_method else _linker(),
         KmsVault(),
-        link.payable_id,
+        link,
         request.review_id,
         request.authorize_debit,
         request.store_method,
@@ -74,10 +73,8 @@ def submit_echeck(token: str, request: EcheckSubmitRequest) -> Any:
         user_agent(app),
         now,
     )
-    payable = _ledger().get_payable(link.payable_id)
-    balance = payable.balance_minor if payable else 0
-    locale: Locale = "en-US"  # eCheck is offered to US firms only
-    return json_response(200, payment_result(payment, balance, locale).model_dump())
+    body = payment_result(outcome.payment, outcome.balance_minor, outcome.locale)
+    return json_response(200, body.model_dump())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

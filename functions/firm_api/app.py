@@ -11,11 +11,11 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firmpay.api import caller_arn, make_resolver
+from firmpay.api import caller_arn, html_response, make_resolver
 from firmpay.config import get_settings
 from firmpay.ledger import Ledger, default_ledger
 from firmpay.models.api import (
@@ -23,15 +23,25 @@ from firmpay.models.api import (
     CreateBillRequest,
     CreateClientRequest,
     CreateFirmRequest,
+    CreatePlanRequest,
+    CreateRefundRequest,
     CreateTrustRequestRequest,
     FirmOut,
     IssueLinkRequest,
     LinkOut,
     PayableOut,
+    PlanOut,
+    PlansOut,
+    RefundIdempotencyKey,
+    RefundOut,
+    StoredMethodsOut,
 )
+from firmpay.models.echeck import MandateOut
 from firmpay.models.ledger import Firm
 from firmpay.observability import logger
 from firmpay.payments import firm_admin as admin
+from firmpay.payments import plans, refunds
+from firmpay.payments.mandates import mandate_of, render_mandate
 
 app = make_resolver()
 FIRM = "/firm/firms/<firm_id>"
@@ -70,6 +80,31 @@ def create_client(firm_id: str, request: CreateClientRequest) -> ClientOut:
 @app.get(f"{FIRM}/clients/<client_id>", tags=["firm"], summary="Read a client", description=ACCESS)
 def get_client(firm_id: str, client_id: str) -> ClientOut:
     return admin.get_client(_ledger(), _firm(firm_id), client_id)
+
+
+@app.get(
+    f"{FIRM}/clients/<client_id>/methods",
+    tags=["firm"],
+    summary="List the payment methods a client stored",
+    description=f"{ACCESS} 404 `not_found` for an unknown client.",
+)
+def list_methods(firm_id: str, client_id: str) -> StoredMethodsOut:
+    return admin.list_methods(_ledger(), _firm(firm_id), client_id)
+
+
+@app.delete(
+    f"{FIRM}/clients/<client_id>/methods/<method_id>",
+    status_code=204,
+    tags=["firm"],
+    summary="Revoke a stored payment method (never charged again)",
+    description=f"{ACCESS} 404 `not_found` for an unknown client or method. Revoking twice is harmless.",
+)
+def revoke_method(firm_id: str, client_id: str, method_id: str) -> Response[None]:
+    from firmpay.gateways.stripe_gateway import StripeGateway  # stripe is loaded by the first revoke only
+
+    method = admin.method_of(_ledger(), _firm(firm_id), client_id, method_id)
+    admin.revoke_method(_ledger(), StripeGateway(), method)
+    return Response(204, None, None)
 
 
 @app.post(f"{FIRM}/bills", status_code=201, tags=["firm"], summary="Create a bill", description=ACCESS)
@@ -112,6 +147,85 @@ def delete_link(firm_id: str, payable_id: str) -> Response[None]:
 @app.post(f"{PAYABLE}/links/revoke", tags=["firm"], summary="Revoke the pay link (POST form)", description=ACCESS)
 def revoke_link(firm_id: str, payable_id: str) -> PayableOut:
     return admin.revoke_link(_ledger(), _firm(firm_id), payable_id, _now())
+
+
+@app.get(
+    f"{PAYABLE}/payments/<payment_id>/mandate",
+    tags=["firm"],
+    summary="The eCheck debit authorization of a payment (JSON)",
+    description=ACCESS + " 404 `not_found` also for a payment without one (a card payment).",
+)
+def get_mandate(firm_id: str, payable_id: str, payment_id: str) -> MandateOut:
+    return mandate_of(_ledger(), _firm(firm_id), payable_id, payment_id)
+
+
+@app.get(
+    f"{PAYABLE}/payments/<payment_id>/mandate/print",
+    tags=["firm"],
+    summary="The eCheck debit authorization of a payment, as a printable page",
+    description=ACCESS,
+    response_description="text/html",
+)
+def print_mandate(firm_id: str, payable_id: str, payment_id: str) -> Response[str]:
+    mandate = mandate_of(_ledger(), _firm(firm_id), payable_id, payment_id)
+    return html_response(200, render_mandate(mandate))
+
+
+@app.post(
+    f"{PAYABLE}/payments/<payment_id>/refunds",
+    status_code=201,
+    tags=["firm"],
+    summary="Refund a payment in full or in part",
+    description=f"{ACCESS} 404 `not_found` for an unknown payment; 409 `payment_not_refundable` unless it "
+    "succeeded (an eCheck once settled); 422 `refund_exceeds_payment` past what is left to refund; 409 "
+    "`idempotency_key_reused` for a key already used with another request. A retry with the same key answers "
+    "the same refund and never refunds twice.",
+)
+def refund_payment(
+    firm_id: str,
+    payable_id: str,
+    payment_id: str,
+    request: CreateRefundRequest,
+    idempotency_key: Annotated[RefundIdempotencyKey | None, Header()] = None,
+) -> RefundOut:
+    from firmpay.gateways.stripe_gateway import StripeGateway  # stripe is loaded by refunds only
+
+    firm = _firm(firm_id)
+    key = refunds.idempotency_key_of(request, idempotency_key)
+    refund = refunds.refund_payment(_ledger(), StripeGateway(), firm, payable_id, payment_id, request, key, _now())
+    return RefundOut.of(refund)
+
+
+@app.post(
+    f"{PAYABLE}/plans",
+    status_code=201,
+    tags=["plans"],
+    summary="Create a payment plan on a stored method",
+    description=f"{ACCESS} 409 `payable_closed` for a void or paid payable, 409 `conflict` when it already has a "
+    "running plan; the method refusals of autopay (`method_unusable`, `method_without_consent`, `not_found`).",
+)
+def create_plan(firm_id: str, payable_id: str, request: CreatePlanRequest) -> PlanOut:
+    return plans.create_plan(_ledger(), _firm(firm_id), payable_id, request, _now())
+
+
+@app.get(f"{PAYABLE}/plans", tags=["plans"], summary="List the payable's payment plans", description=ACCESS)
+def list_plans(firm_id: str, payable_id: str) -> PlansOut:
+    return plans.list_plans(_ledger(), _firm(firm_id), payable_id)
+
+
+@app.post(f"{PAYABLE}/plans/<plan_id>/pause", tags=["plans"], summary="Pause a payment plan", description=ACCESS)
+def pause_plan(firm_id: str, payable_id: str, plan_id: str) -> PlanOut:
+    return plans.pause_plan(_ledger(), _firm(firm_id), payable_id, plan_id, _now())
+
+
+@app.post(f"{PAYABLE}/plans/<plan_id>/resume", tags=["plans"], summary="Resume a paused plan", description=ACCESS)
+def resume_plan(firm_id: str, payable_id: str, plan_id: str) -> PlanOut:
+    return plans.resume_plan(_ledger(), _firm(firm_id), payable_id, plan_id, _now())
+
+
+@app.post(f"{PAYABLE}/plans/<plan_id>/cancel", tags=["plans"], summary="Cancel a payment plan", description=ACCESS)
+def cancel_plan(firm_id: str, payable_id: str, plan_id: str) -> PlanOut:
+    return plans.cancel_plan(_ledger(), _firm(firm_id), payable_id, plan_id, _now())
 
 
 @app.post(f"{PAYABLE}/send", tags=["firm"], summary="Email the payable with a new pay link", description=ACCESS)

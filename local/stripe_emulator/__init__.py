@@ -9,6 +9,17 @@ lacks what FirmPay uses and real Stripe documents:
   (header ``Idempotent-Replayed: true``), the same key with another request is a 400
   ``idempotency_error``; concurrent requests with one key run one at a time.
 - Stripe's decline test cards decline at confirmation with their documented codes.
+- ACH debits (``us_bank_account``, module ``ach``): ``POST /v1/tokens`` with ``bank_account[...]``
+  makes a ``btok_`` (bank name per routing number from the test hook ``POST /_test/bank_names``);
+  ``POST /v1/customers/{cus}/sources`` attaches it as a verified ``ba_`` (``GET``/``DELETE`` too);
+  intents with ``payment_method_types[]=us_bank_account`` and ``payment_method=ba_...`` confirm
+  with ``mandate_data`` (or ``mandate``) into ``processing`` with a pending charge and a mandate
+  (``GET /v1/mandates/{id}``), emitting ``payment_intent.processing``. Test controls
+  ``POST /_test/payment_intents/{id}/settle`` (``succeeded``, fee 0.8% capped at 500) and
+  ``POST /_test/payment_intents/{id}/return`` ``code=R01|R02|R03|R04|R10|R16|R29`` (back to
+  ``requires_payment_method`` with Stripe's failure code; the account ``errored`` unless R01)
+  emit ``payment_intent.succeeded``/``charge.succeeded`` or ``payment_intent.payment_failed``/
+  ``charge.failed`` through localstripe's signed webhooks.
 """
 
 from __future__ import annotations
@@ -171,11 +182,18 @@ def build_app() -> Any:
 
     resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
     _patch_payment_intents()
+    from local.stripe_emulator import offsession  # off-session cards that need authentication (autopay)
+
+    offsession.install(app)
     _rebind_patched_routes(app)
     if not getattr(app, "_firmpay_idempotency", False):
         app.middlewares.insert(0, _idempotency_middleware())
         app._firmpay_idempotency = True
-    from local.stripe_emulator import stripejs  # the card page's Stripe.js calls (card payments)
+    from local.stripe_emulator import ach, stripejs  # eCheck debits; the card page's Stripe.js calls
 
+    ach.install(app)
     stripejs.install(app)
+    from local.stripe_emulator import refunds  # refunds: reason, over-refund checks, charge.refunded events
+
+    refunds.install(app)
     return app

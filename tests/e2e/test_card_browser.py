@@ -108,6 +108,7 @@ def test_a_new_client_is_declined_then_pays_with_another_card(page: Any, link: d
     assert "$0.00\u00a0USD" in text
     assert "A confirmation email is on its way." in text
     assert page.locator("#balance-due").inner_text() == "$0.00\u00a0USD"
+    page.locator("#paid-so-far").get_by_text("$3,500.50\u00a0USD").wait_for()  # follows the ledger too
     no_horizontal_scroll(page)
     screenshot(page, "card-paid-375")
     assert [e for e in page.console_errors if "Content Security Policy" in e] == []

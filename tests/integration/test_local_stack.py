@@ -478,12 +478,16 @@ def test_a_busy_port_is_named_in_a_clear_error() -> None:
 
 
 def test_every_sample_event_runs_through_its_function(stack: LocalStack) -> None:
+    from datetime import date
+
     from local.invoke import run_all
+    from local.seed import seed_event_fixtures
 
     events = sorted((ROOT / "events").glob("*.json"))
     if not events:
         pytest.skip("no events yet")
     assert stack.template is not None
+    seed_event_fixtures(stack.ledger, date.today())  # the firm, client and bill the events name, as `make invoke` has
     assert run_all(stack.invoke, sorted(stack.template.specs), events) == 0
 
 

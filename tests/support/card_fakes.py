@@ -17,7 +17,9 @@ from firmpay.payments.processor import (
     ConfirmRequest,
     Intent,
     IntentRequest,
+    ProcessorRefund,
     ProcessorUnavailable,
+    RefundRefused,
 )
 
 # Card "numbers" by behaviour, as payment method ids.
@@ -41,6 +43,9 @@ class FakeProcessor:
     _replies: dict[str, Intent] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     attached: dict[str, str] = field(default_factory=dict)  # payment method -> customer
+    refunds: dict[str, ProcessorRefund] = field(default_factory=dict)
+    refund_status: str = "succeeded"  # what a new refund answers (Stripe: succeeded or pending)
+    _refund_replies: dict[str, str] = field(default_factory=dict)
 
     def _check(self, call: str) -> None:
         self.calls.append(call)
@@ -133,6 +138,46 @@ class FakeProcessor:
 
     def attach_bank_account(self, customer_id: str, bank_account_token: str) -> BankAccountSource:
         raise NotImplementedError
+
+    # -- refunds: an Idempotency-Key replays; never more than the charge; ``refund_status`` decides
+
+    def find_intent(self, intent_id: str) -> Intent | None:
+        self._check("find_intent")
+        return self.intents.get(intent_id)
+
+    def create_refund(
+        self, intent_id: str, amount_minor: int, reason: str | None, idempotency_key: str, metadata: dict[str, str]
+    ) -> ProcessorRefund:
+        self._check("create_refund")
+        if idempotency_key in self._refund_replies:
+            return self.refunds[self._refund_replies[idempotency_key]]
+        intent = self.intents[intent_id]
+        done = sum(r.amount_minor for r in self.refunds.values() if r.intent_id == intent_id and r.status != "failed")
+        if intent.status != "succeeded" or amount_minor > intent.amount_minor - done:
+            raise RefundRefused("amount_too_large")
+        refund = ProcessorRefund(
+            f"re_fake{next(self._ids)}", self.refund_status, amount_minor, intent_id, None, metadata
+        )
+        self.refunds[refund.refund_id] = refund
+        self._refund_replies[idempotency_key] = refund.refund_id
+        return refund
+
+    def retrieve_refund(self, refund_id: str) -> ProcessorRefund:
+        self._check("retrieve_refund")
+        return self.refunds[refund_id]
+
+    def find_refund(self, intent_id: str, our_refund_id: str) -> ProcessorRefund | None:
+        self._check("find_refund")
+        found = [
+            r
+            for r in self.refunds.values()
+            if r.intent_id == intent_id and r.metadata.get("refund_id") == our_refund_id
+        ]
+        return found[0] if found else None
+
+    def finish_refund(self, refund_id: str, status: str) -> None:
+        """What the bank does later to a pending refund (Stripe then sends ``charge.refund.updated``)."""
+        self.refunds[refund_id] = dataclasses.replace(self.refunds[refund_id], status=status)  # type: ignore[arg-type]
 
     def detach_method(self, customer_id: str, method_id: str) -> None:
         raise NotImplementedError

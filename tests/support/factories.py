@@ -41,9 +41,10 @@ def create_billed(
     amounts: tuple[int, ...] = (120_000, 30_050),
     client_name: str = "Jordan Client",
     language: str = "en",
+    firm_settings: dict[str, object] | None = None,
 ) -> Billed:
     """Store a firm, a client and a payable totalling ``sum(amounts)`` minor units."""
-    firm = make_firm(country, language=language)
+    firm = make_firm(country, language=language).model_copy(update=firm_settings or {})
     ledger.create_firm(firm)
     client = Client(client_id=new_id("cli"), firm_id=firm.firm_id, name=client_name, email="jordan@example.com")
     ledger.create_client(client)

@@ -170,10 +170,10 @@ def test_an_event_naming_another_intent_is_ignored(ledger: Ledger, stripe: FakeP
     assert ledger.check_invariant(payment.payable_id).pending_minor == payment.amount_minor
 
 
-def test_refund_events_are_acknowledged_for_the_refunds_hook(ledger: Ledger, stripe: FakeProcessor) -> None:
+def test_a_refund_event_for_an_intent_that_is_not_ours_is_ignored(ledger: Ledger, stripe: FakeProcessor) -> None:
     payload = json.dumps({"id": "evt_r", "type": "charge.refunded", "data": {"object": {"payment_intent": "pi_1"}}})
 
-    assert reconcile(ledger, stripe, payload) == "deferred"
+    assert reconcile(ledger, stripe, payload) == "ignored"
 
 
 def test_the_webhook_stores_a_consented_card_the_crashed_submit_did_not(ledger: Ledger, stripe: FakeProcessor) -> None:

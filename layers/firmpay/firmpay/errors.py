@@ -122,6 +122,31 @@ class WebhookSignatureInvalid(FirmPayError):
     default_message = "The webhook signature is missing, invalid or too old."
 
 
+class MethodUnusable(FirmPayError):
+    status, code = 422, "method_unusable"
+    default_message = "This stored payment method was removed or can no longer be charged."
+
+
+class MethodWithoutConsent(FirmPayError):
+    status, code = 422, "method_without_consent"
+    default_message = "The client did not consent to this payment method being charged for future payments."
+
+
+class IdempotencyKeyReused(FirmPayError):
+    status, code = 409, "idempotency_key_reused"
+    default_message = "This idempotency key was already used for a different request."
+
+
+class PaymentNotRefundable(FirmPayError):
+    status, code = 409, "payment_not_refundable"
+    default_message = "Only a succeeded payment can be refunded."
+
+
+class RefundExceedsPayment(FirmPayError):
+    status, code = 422, "refund_exceeds_payment"
+    default_message = "A refund cannot exceed what was paid less what was already refunded."
+
+
 ERROR_CLASSES: tuple[type[FirmPayError], ...] = (
     InvalidRequest,
     MalformedJson,
@@ -141,4 +166,9 @@ ERROR_CLASSES: tuple[type[FirmPayError], ...] = (
     PaymentDeclined,
     ServiceUnavailable,
     WebhookSignatureInvalid,
+    PaymentNotRefundable,
+    RefundExceedsPayment,
+    MethodUnusable,
+    MethodWithoutConsent,
+    IdempotencyKeyReused,
 )

@@ -17,7 +17,9 @@ from firmpay.payments.processor import (
     ConfirmRequest,
     Intent,
     IntentRequest,
+    ProcessorRefund,
     ProcessorUnavailable,
+    RefundRefused,
 )
 from firmpay.secrets import get_secret
 
@@ -86,6 +88,22 @@ def intent_from_stripe(pi: Any) -> Intent:
     )
 
 
+def refund_from_stripe(refund: Any) -> ProcessorRefund:
+    """Our ``ProcessorRefund`` from a Refund object or its JSON."""
+    metadata = _field(refund, "metadata") or {}
+    intent = _field(refund, "payment_intent")
+    return ProcessorRefund(
+        refund_id=str(_field(refund, "id")),
+        status=_field(refund, "status"),
+        amount_minor=int(_field(refund, "amount")),
+        intent_id=intent if isinstance(intent, str) or intent is None else str(_field(intent, "id")),
+        failure_reason=_field(refund, "failure_reason"),
+        metadata={
+            str(k): str(v) for k, v in (metadata.to_dict() if hasattr(metadata, "to_dict") else metadata).items()
+        },
+    )
+
+
 class StripeGateway:
     """``PaymentProcessor`` on the real Stripe API (or the local emulator: same SDK, other base URL)."""
 
@@ -148,7 +166,9 @@ class StripeGateway:
     def confirm_intent(self, request: ConfirmRequest) -> Intent:
         import stripe
 
-        params: dict[str, Any] = {}
+        # A PaymentIntent has no mandate field: Stripe names an ACH debit's mandate on its charge
+        # (payment_method_details.us_bank_account.mandate), and returns latest_charge as an id unless expanded.
+        params: dict[str, Any] = {"expand": ["latest_charge"]}
         if request.setup_future_usage:
             params["setup_future_usage"] = request.setup_future_usage
         if request.off_session:
@@ -201,6 +221,46 @@ class StripeGateway:
             return self.retrieve_intent(intent_id)  # it succeeded or failed meanwhile: that is the answer
         return intent_from_stripe(pi)
 
+    def find_intent(self, intent_id: str) -> Intent | None:
+        """The intent, or None when Stripe does not know it (an event about someone else's charge)."""
+        import stripe
+
+        try:
+            return self.retrieve_intent(intent_id)
+        except stripe.InvalidRequestError as error:
+            if error.http_status == 404:
+                return None
+            raise
+
+    def create_refund(
+        self, intent_id: str, amount_minor: int, reason: str | None, idempotency_key: str, metadata: dict[str, str]
+    ) -> ProcessorRefund:
+        """Refund ``amount_minor`` of the intent's charge; ``RefundRefused`` when Stripe will not."""
+        import stripe
+
+        params: dict[str, Any] = {"payment_intent": intent_id, "amount": amount_minor, "metadata": metadata}
+        if reason:
+            params["reason"] = reason
+        try:
+            refund = self._call(
+                self.client.v1.refunds.create, params=params, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.InvalidRequestError as error:
+            raise RefundRefused(error.code or "invalid_request") from error
+        return refund_from_stripe(refund)
+
+    def retrieve_refund(self, refund_id: str) -> ProcessorRefund:
+        return refund_from_stripe(self._call(self.client.v1.refunds.retrieve, refund_id))
+
+    def find_refund(self, intent_id: str, our_refund_id: str) -> ProcessorRefund | None:
+        """The intent's refund whose metadata names ``our_refund_id`` (None when Stripe has none)."""
+        found = self._call(self.client.v1.refunds.list, params={"payment_intent": intent_id, "limit": 100})
+        for refund in found.auto_paging_iter():
+            mine = refund_from_stripe(refund)
+            if mine.metadata.get("refund_id") == our_refund_id:
+                return mine
+        return None
+
     def ensure_customer(self, firm_id: str, client_id: str, name: str, email: str, existing: str | None) -> str:
         """The Stripe customer of this client at this firm, created once (idempotently)."""
         if existing:
@@ -225,11 +285,20 @@ class StripeGateway:
         )
 
     def detach_method(self, customer_id: str, method_id: str) -> None:
-        """Detach a stored card (``pm_``) or delete a bank account source (``ba_``) from the customer."""
-        if method_id.startswith("ba_"):
-            self._call(self.client.v1.customers.payment_sources.delete, customer_id, method_id)
-        else:
-            self._call(self.client.v1.payment_methods.detach, method_id)
+        """Detach a stored card (``pm_``) or delete a bank account source (``ba_``) from the customer.
+
+        Idempotent: a method Stripe no longer has, or no longer has attached, is already detached.
+        """
+        import stripe
+
+        try:
+            if method_id.startswith("ba_"):
+                self._call(self.client.v1.customers.payment_sources.delete, customer_id, method_id)
+            else:
+                self._call(self.client.v1.payment_methods.detach, method_id)
+        except stripe.InvalidRequestError as error:
+            if error.code not in ("resource_missing", "payment_method_unexpected_state"):
+                raise
 
 
 def webhook_signature_valid(payload: str, signature_header: str | None, secret: str, tolerance: int = 300) -> bool:

@@ -37,3 +37,7 @@ def dynamodb_errors() -> Iterator[None]:
         raise
     except (ConnectionError, ReadTimeoutError) as error:
         raise ServiceUnavailable() from error
+
+
+class IdempotencyKeyTaken(Exception):
+    """A firm's idempotency key already made a payment (for another request than this one)."""

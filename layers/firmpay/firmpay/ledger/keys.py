@@ -11,6 +11,7 @@
 | review    | PAYABLE#<payable>     | REVIEW#<review>             | (TTL expires_at)           |
 | bank conn | PAYABLE#<payable>     | BANK#<connection>           | (TTL expires_at)           |
 | plan      | PAYABLE#<payable>     | PLAN#<plan>                 | PLANDUE / <next due>       |
+| refund    | PAYABLE#<payable>     | REFUND#<refund>             |                            |
 | link      | LINK#<sha256(token)>  | LINK                        |                            |
 | email     | EMAIL#<payment>       | <kind>                      | (sent-once marker)         |
 | counter   | RATE#<scope>          | <window>                    | (TTL expires_at)           |
@@ -60,6 +61,10 @@ def bank_connection(payable_id: str, connection_id: str) -> Key:
 
 def plan(payable_id: str, plan_id: str) -> Key:
     return key(f"PAYABLE#{payable_id}", f"PLAN#{plan_id}")
+
+
+def refund(payable_id: str, refund_id: str) -> Key:
+    return key(f"PAYABLE#{payable_id}", f"REFUND#{refund_id}")
 
 
 def link(token_hash: str) -> Key:

@@ -7,6 +7,10 @@ balance`` holds for every payable at every moment, whatever runs concurrently:
   (condition ``balance >= amount``; the payment row must not exist yet).
 - ``settle``: pending -> paid, the payment row -> succeeded (condition: it was still reserved).
 - ``release``: pending -> balance, the payment row -> failed/canceled (same condition).
+- ``open_refund``: the PENDING refund row, and its amount held on the succeeded payment
+  (``refunding_minor``, conditional on the amounts read), in one transaction.
+- ``settle_refund``: the refund -> succeeded; on the payment refunding -> refunded; on the payable
+  paid goes down (and a bill's balance up). ``release_refund``: the hold is given back.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from firmpay.errors import (
     AmountOverBalance,
@@ -27,17 +31,22 @@ from firmpay.errors import (
 )
 from firmpay.ledger import keys
 from firmpay.ledger.codec import from_attr, from_item, to_attr, to_item
-from firmpay.ledger.errors import InvariantViolation, dynamodb_errors
+from firmpay.ledger.errors import IdempotencyKeyTaken, InvariantViolation, dynamodb_errors
 from firmpay.models.ledger import (
     RESERVED_STATUSES,
     BankConnection,
     Client,
     Firm,
+    IdempotencyRecord,
     Item,
     Payable,
     PayLink,
     Payment,
+    PaymentPlan,
     PaymentStatus,
+    PlanStatus,
+    Refund,
+    RefundStatus,
     Review,
     StoredMethod,
     utcnow,
@@ -76,6 +85,15 @@ class CheckoutState:
     payable: Payable | None
     firm: Firm | None
     counts: dict[tuple[str, str], int]
+
+
+@dataclass(frozen=True)
+class PayableHistory:
+    """A payable with its payments and refunds (oldest first), read in one query."""
+
+    payable: Payable
+    payments: list[Payment]
+    refunds: list[Refund]
 
 
 _RESERVED = [s.value for s in RESERVED_STATUSES]
@@ -234,13 +252,18 @@ class Ledger:
 
     def get_payable_with_payments(self, payable_id: str) -> tuple[Payable, list[Payment]]:
         """The payable and its payments, oldest first, in one query."""
+        history = self.get_payable_history(payable_id)
+        return history.payable, history.payments
+
+    def get_payable_history(self, payable_id: str) -> PayableHistory:
+        """The payable, its payments and its refunds, oldest first, in one query."""
         items = self._query_partition(f"PAYABLE#{payable_id}")
         payable = next((_load(Payable, i) for i in items if i["entity"] == "payable"), None)
         if payable is None:
             raise NotFound("No such bill or trust request.")
-        payments = [_load(Payment, i) for i in items if i["entity"] == "payment"]
-        payments.sort(key=lambda p: p.created_at)
-        return payable, payments
+        payments = sorted((_load(Payment, i) for i in items if i["entity"] == "payment"), key=lambda p: p.created_at)
+        refunds = sorted((_load(Refund, i) for i in items if i["entity"] == "refund"), key=lambda r: r.created_at)
+        return PayableHistory(payable, payments, refunds)
 
     def _query_partition(self, pk: str, sk_prefix: str | None = None) -> list[dict[str, Any]]:
         condition = "pk = :pk" + (" AND begins_with(sk, :prefix)" if sk_prefix else "")
@@ -402,12 +425,19 @@ class Ledger:
 
     # -- payments: reserve, settle, release ------------------------------------------------------
 
-    def reserve(self, payment: Payment, daily_limit: DailyLimit | None = None) -> bool:
+    def reserve(
+        self,
+        payment: Payment,
+        daily_limit: DailyLimit | None = None,
+        idempotency: IdempotencyRecord | None = None,
+    ) -> bool:
         """Move ``payment.amount`` from balance to pending and write the PENDING payment row.
 
         Returns False when this very payment row already exists (a retry of the same submit);
         raises ``AmountOverBalance`` / ``PayableClosed`` when the payable cannot take it, and
         ``daily_limit.error`` when the optional per-day counter (same transaction) is full.
+        With ``idempotency`` (a firm's key, autopay), the ``IDEM#`` item is written in the same
+        transaction; ``IdempotencyKeyTaken`` when the key already made another payment.
         """
         items: list[dict[str, Any]] = [
             {
@@ -452,11 +482,27 @@ class Ledger:
                     }
                 }
             )
+        if idempotency is not None:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": self._put(
+                            keys.idempotency(idempotency.firm_id, idempotency.idempotency_key),
+                            "idempotency",
+                            idempotency,
+                        ),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
         codes = self._transact(items)
         if not codes:
             return True
         if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
             return False
+        if idempotency is not None and codes[-1] == "ConditionalCheckFailed" and len(codes) == len(items):
+            raise IdempotencyKeyTaken(idempotency.idempotency_key)
         if daily_limit is not None and len(codes) > 2 and codes[2] == "ConditionalCheckFailed" and not codes[0]:
             raise daily_limit.error
         payable = self.get_payable(payment.payable_id)
@@ -571,6 +617,168 @@ class Ledger:
         found = [self.get_payment(*_payable_and_payment(from_attr(i["gsi1sk"]))) for i in page.get("Items", [])]
         return [p for p in found if p is not None and p.reserved]
 
+    # -- refunds ---------------------------------------------------------------------------------
+
+    def get_refund(self, payable_id: str, refund_id: str) -> Refund | None:
+        item = self._get(keys.refund(payable_id, refund_id))
+        return Refund.model_validate(item) if item else None
+
+    def list_refunds(self, payable_id: str) -> list[Refund]:
+        """The payable's refunds, oldest first."""
+        items = self._query_partition(f"PAYABLE#{payable_id}", "REFUND#")
+        return sorted((_load(Refund, i) for i in items), key=lambda r: r.created_at)
+
+    def open_refund(self, refund: Refund, seen: Payment) -> Literal["opened", "exists", "stale"]:
+        """Write the PENDING refund and hold its amount on the payment, in one transaction.
+
+        The payment must still be as ``seen`` (succeeded, same refunded and refunding amounts), so
+        two refunds racing on one payment can never hold more than was paid: the one that loses
+        gets ``stale`` and decides again on a fresh read. ``exists``: this refund row is there
+        already (a retry with the same idempotency key).
+        """
+        if refund.amount_minor > seen.refundable_minor:
+            raise ValueError("a refund cannot exceed what is left to refund")
+        held = seen.refunding_minor + refund.amount_minor
+        pending = refund.model_copy(update={"status": RefundStatus.PENDING})
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._put(keys.refund(refund.payable_id, refund.refund_id), "refund", pending),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": keys.payment(seen.payable_id, seen.payment_id),
+                    "UpdateExpression": "SET refunding_minor = :held, last_refund = :summary, updated_at = :at",
+                    "ConditionExpression": "#status = :succeeded AND amount_minor = :amount AND "
+                    + _counter_is("refunded_minor", ":refunded", seen.refunded_minor)
+                    + " AND "
+                    + _counter_is("refunding_minor", ":refunding", seen.refunding_minor),
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": _values(
+                        held=held,
+                        summary=pending.summary().model_dump(mode="json"),
+                        at=_iso(refund.created_at),
+                        succeeded=PaymentStatus.SUCCEEDED.value,
+                        amount=seen.amount_minor,
+                        refunded=seen.refunded_minor,
+                        refunding=seen.refunding_minor,
+                    ),
+                }
+            },
+        ]
+        codes = self._transact(items)
+        if not codes:
+            return "opened"
+        if codes[0] == "ConditionalCheckFailed":
+            return "exists"
+        return "stale"
+
+    def settle_refund(self, refund: Refund, processor_refund_id: str | None, at: datetime) -> bool:
+        """The pending refund succeeded: book it on the refund, the payment and the payable.
+
+        A bill's balance goes back up (the money is owed again); a trust request's does not (the
+        refund is a trust disbursement back to the client). False when the refund was already
+        final (settled or released by a webhook or a retry first).
+        """
+        done = refund.model_copy(
+            update={
+                "status": RefundStatus.SUCCEEDED,
+                "processor_refund_id": processor_refund_id or refund.processor_refund_id,
+                "completed_at": at,
+                "updated_at": at,
+            }
+        )
+        counters = "SET paid_minor = paid_minor - :amount, refunded_minor = refunded_minor + :amount"
+        if done.booking == "balance_restored":
+            counters += ", balance_minor = balance_minor + :amount"
+        items = [
+            self._finish_refund_item(done),
+            self._payment_refund_item(
+                done, "refunding_minor = refunding_minor - :amount, refunded_minor = refunded_minor + :amount"
+            ),
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": keys.payable(refund.payable_id),
+                    "UpdateExpression": f"{counters}, version = version + :one",
+                    "ConditionExpression": "paid_minor >= :amount",
+                    "ExpressionAttributeValues": _values(amount=refund.amount_minor, one=1),
+                }
+            },
+        ]
+        return self._finish_refund(done, items)
+
+    def release_refund(self, refund: Refund, status: RefundStatus, failure_reason: str | None, at: datetime) -> bool:
+        """The processor refused or canceled the refund: give its held amount back to the payment."""
+        if status not in (RefundStatus.FAILED, RefundStatus.CANCELED):
+            raise ValueError("release ends a refund as failed or canceled")
+        done = refund.model_copy(
+            update={"status": status, "failure_reason": failure_reason, "completed_at": at, "updated_at": at}
+        )
+        items = [
+            self._finish_refund_item(done),
+            self._payment_refund_item(done, "refunding_minor = refunding_minor - :amount"),
+        ]
+        return self._finish_refund(done, items)
+
+    def note_processor_refund(self, refund: Refund, processor_refund_id: str) -> None:
+        """Remember the processor's refund id of a refund it has not finished yet."""
+        from botocore.exceptions import ClientError
+
+        try:
+            with dynamodb_errors():
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=keys.refund(refund.payable_id, refund.refund_id),
+                    UpdateExpression="SET processor_refund_id = :id",
+                    ConditionExpression="#status = :pending",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues=_values(id=processor_refund_id, pending=RefundStatus.PENDING.value),
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    def _finish_refund_item(self, done: Refund) -> dict[str, Any]:
+        changes = ("status", "processor_refund_id", "failure_reason", "completed_at", "updated_at")
+        dumped = done.model_dump(mode="json")
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": keys.refund(done.payable_id, done.refund_id),
+                "UpdateExpression": "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(changes))),
+                "ConditionExpression": "#status = :pending AND amount_minor = :amount",
+                "ExpressionAttributeNames": {f"#f{i}": n for i, n in enumerate(changes)} | {"#status": "status"},
+                "ExpressionAttributeValues": {f":v{i}": to_attr(dumped[n]) for i, n in enumerate(changes)}
+                | _values(pending=RefundStatus.PENDING.value, amount=done.amount_minor),
+            }
+        }
+
+    def _payment_refund_item(self, done: Refund, counters: str) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": keys.payment(done.payable_id, done.payment_id),
+                "UpdateExpression": f"SET {counters}, last_refund = :summary, updated_at = :at",
+                "ConditionExpression": "refunding_minor >= :amount",
+                "ExpressionAttributeValues": _values(
+                    amount=done.amount_minor, summary=done.summary().model_dump(mode="json"), at=_iso(done.updated_at)
+                ),
+            }
+        }
+
+    def _finish_refund(self, done: Refund, items: list[dict[str, Any]]) -> bool:
+        codes = self._transact(items)
+        if not codes:
+            return True
+        if codes[0] == "ConditionalCheckFailed":
+            return False
+        raise InvariantViolation(f"payment {done.payment_id} does not hold refund {done.refund_id}")
+
     # -- stored methods --------------------------------------------------------------------------
 
     def put_method(self, method: StoredMethod) -> None:
@@ -595,6 +803,70 @@ class Ledger:
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=_values(status=status),
             )
+
+    # -- autopay: firms' idempotency keys and payment plans -------------------------------------
+
+    def get_idempotency(self, firm_id: str, idempotency_key: str) -> IdempotencyRecord | None:
+        item = self._get(keys.idempotency(firm_id, idempotency_key))
+        return IdempotencyRecord.model_validate(item) if item else None
+
+    def _plan_item(self, plan: PaymentPlan) -> dict[str, Any]:
+        extra = (
+            {"gsi1pk": keys.PLAN_DUE_INDEX_PK, "gsi1sk": _plan_due_sort_key(plan)}
+            if plan.status is PlanStatus.ACTIVE
+            else {}
+        )
+        return self._put(keys.plan(plan.payable_id, plan.plan_id), "plan", plan, **extra)
+
+    def create_plan(self, plan: PaymentPlan) -> None:
+        with dynamodb_errors():
+            self._db.put_item(
+                TableName=self._table, Item=self._plan_item(plan), ConditionExpression="attribute_not_exists(pk)"
+            )
+
+    def get_plan(self, payable_id: str, plan_id: str) -> PaymentPlan | None:
+        item = self._get(keys.plan(payable_id, plan_id))
+        return PaymentPlan.model_validate(item) if item else None
+
+    def list_plans(self, payable_id: str) -> list[PaymentPlan]:
+        plans = [_load(PaymentPlan, i) for i in self._query_partition(f"PAYABLE#{payable_id}", "PLAN#")]
+        return sorted(plans, key=lambda p: p.created_at)
+
+    def update_plan(self, plan: PaymentPlan, **changes: Any) -> PaymentPlan | None:
+        """Replace the plan with ``changes`` applied if nobody changed it since it was read.
+
+        Returns the new plan, or None when its version moved on (a concurrent run, pause or
+        cancel): the caller reads it again. An active plan stays on the ``PLANDUE`` index.
+        """
+        from botocore.exceptions import ClientError
+
+        updated = plan.model_copy(update={**changes, "version": plan.version + 1})
+        try:
+            with dynamodb_errors():
+                self._db.put_item(
+                    TableName=self._table,
+                    Item=self._plan_item(updated),
+                    ConditionExpression="version = :version",
+                    ExpressionAttributeValues=_values(version=plan.version),
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise
+        return updated
+
+    def due_plans(self, now: datetime, limit: int = 100) -> list[PaymentPlan]:
+        """Active plans whose next installment is due at ``now`` or earlier (read again by key)."""
+        with dynamodb_errors():
+            page = self._db.query(
+                TableName=self._table,
+                IndexName="gsi1",
+                KeyConditionExpression="gsi1pk = :pk AND gsi1sk <= :cutoff",
+                ExpressionAttributeValues=_values(pk=keys.PLAN_DUE_INDEX_PK, cutoff=_iso(now) + "~"),
+                Limit=limit,
+            )
+        found = [self.get_plan(*_payable_and_payment(from_attr(i["gsi1sk"]))) for i in page.get("Items", [])]
+        return [p for p in found if p is not None and p.status is PlanStatus.ACTIVE and p.next_due_at <= now]
 
     # -- bank connections (eCheck, between Plaid Link and submit) -------------------------------
 
@@ -691,15 +963,23 @@ class Ledger:
 
         - ``total = paid + pending + balance``, each counter >= 0;
         - ``pending`` equals the sum of its reserved payments;
-        - ``paid`` equals the sum of its succeeded payments less what was refunded.
+        - ``paid`` equals the sum of its succeeded payments less what was refunded;
+        - refunds: a trust request's refunds are trust disbursements, outside ``total = paid +
+          pending + balance`` (it reads ``... + refunded``), a bill's went back to its balance;
+          ``refunded`` equals the sum of its succeeded refunds, each payment's ``refunded`` and
+          ``refunding`` equal its succeeded and pending refunds and never exceed what it paid.
         """
-        payable, payments = self.get_payable_with_payments(payable_id)
+        history = self.get_payable_history(payable_id)
+        payable, payments = history.payable, history.payments
         problems: list[str] = []
-        if payable.total_minor != payable.paid_minor + payable.pending_minor + payable.balance_minor:
+        disbursed = payable.refunded_minor if payable.kind == "trust_request" else 0
+        if payable.total_minor != payable.paid_minor + payable.pending_minor + payable.balance_minor + disbursed:
             problems.append(
                 f"total {payable.total_minor} != paid {payable.paid_minor} + pending "
                 f"{payable.pending_minor} + balance {payable.balance_minor}"
+                + (f" + disbursed {disbursed}" if disbursed else "")
             )
+        problems += _refund_problems(payable, payments, history.refunds)
         for name in ("paid_minor", "pending_minor", "balance_minor", "refunded_minor"):
             if getattr(payable, name) < 0:
                 problems.append(f"{name} is negative")
@@ -713,9 +993,139 @@ class Ledger:
             raise InvariantViolation(f"payable {payable_id}: " + "; ".join(problems))
         return payable
 
+    # -- confirmation emails: the payment's parties and sent-once markers ------------------------
+
+    def get_payment_parties(self, payment: Payment) -> tuple[Firm, Client, Payable]:
+        """The firm, client and payable of a payment, in one BatchGetItem; ``NotFound`` if one is gone."""
+        wanted = [
+            keys.firm(payment.firm_id),
+            keys.client(payment.firm_id, payment.client_id),
+            keys.payable(payment.payable_id),
+        ]
+        found = {item.pop("entity"): item for item in self._batch_get(wanted).values()}
+        if {"firm", "client", "payable"} - found.keys():
+            raise NotFound(f"payment {payment.payment_id} refers to a firm, client or payable that does not exist")
+        return (
+            Firm.model_validate(found["firm"]),
+            Client.model_validate(found["client"]),
+            Payable.model_validate(found["payable"]),
+        )
+
+    def claim_email(
+        self, payment_id: str, kind: str, claim_id: str, now: int, lease_seconds: int, expires_at: int
+    ) -> Literal["claimed", "done", "busy"]:
+        """Take the right to send one email (``EMAIL#<payment>`` / ``<kind>``) for ``lease_seconds``.
+
+        ``claimed``: ours to send (no marker yet, or an unsent claim whose lease ran out);
+        ``done``: already sent (or refused for good by SES), send nothing; ``busy``: another
+        attempt holds an unexpired lease. One conditional PutItem; the old item comes back with
+        the failed condition, so no second read.
+        """
+        from botocore.exceptions import ClientError
+
+        item = to_item(
+            {
+                "entity": "email_marker",
+                "payment_id": payment_id,
+                "kind": kind,
+                "status": "claimed",
+                "claim_id": claim_id,
+                "lease_until": now + lease_seconds,
+                "expires_at": expires_at,
+            }
+        )
+        try:
+            with dynamodb_errors():
+                self._db.put_item(
+                    TableName=self._table,
+                    Item=item | keys.email_marker(payment_id, kind),
+                    ConditionExpression="attribute_not_exists(pk) OR (#status = :claimed AND lease_until < :now)",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues=_values(claimed="claimed", now=now),
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            old = from_item(error.response.get("Item") or {})  # type: ignore[arg-type]
+            return "busy" if old.get("status") == "claimed" else "done"
+        return "claimed"
+
+    def finish_email(
+        self, payment_id: str, kind: str, claim_id: str, status: Literal["sent", "rejected"], detail: str, at: datetime
+    ) -> bool:
+        """Record the outcome of a claimed send (SES message id, or SES's refusal); False if the claim was lost."""
+        from botocore.exceptions import ClientError
+
+        try:
+            with dynamodb_errors():
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=keys.email_marker(payment_id, kind),
+                    UpdateExpression="SET #status = :status, detail = :detail, finished_at = :at REMOVE lease_until",
+                    ConditionExpression="claim_id = :claim AND #status = :claimed",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues=_values(
+                        status=status, detail=detail, at=_iso(at), claim=claim_id, claimed="claimed"
+                    ),
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_email_claim(self, payment_id: str, kind: str, claim_id: str) -> None:
+        """Give a claim back after a failed send, so that the retry need not wait for the lease."""
+        from botocore.exceptions import ClientError
+
+        try:
+            with dynamodb_errors():
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=keys.email_marker(payment_id, kind),
+                    UpdateExpression="SET lease_until = :zero",
+                    ConditionExpression="claim_id = :claim AND #status = :claimed",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues=_values(zero=0, claim=claim_id, claimed="claimed"),
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+
+def _refund_problems(payable: Payable, payments: list[Payment], refunds: list[Refund]) -> list[str]:
+    problems: list[str] = []
+    succeeded = sum(r.amount_minor for r in refunds if r.status is RefundStatus.SUCCEEDED)
+    if succeeded != payable.refunded_minor:
+        problems.append(f"refunded {payable.refunded_minor} != succeeded refunds {succeeded}")
+    for p in payments:
+        mine = [r for r in refunds if r.payment_id == p.payment_id]
+        done = sum(r.amount_minor for r in mine if r.status is RefundStatus.SUCCEEDED)
+        held = sum(r.amount_minor for r in mine if r.status is RefundStatus.PENDING)
+        if (p.refunded_minor, p.refunding_minor) != (done, held):
+            problems.append(
+                f"payment {p.payment_id}: refunded {p.refunded_minor} / refunding {p.refunding_minor} "
+                f"!= refunds {done} / {held}"
+            )
+        if p.refunded_minor + p.refunding_minor > (p.amount_minor if p.status is PaymentStatus.SUCCEEDED else 0):
+            problems.append(f"payment {p.payment_id} refunds more than it paid")
+    return problems
+
+
+def _counter_is(name: str, placeholder: str, value: int) -> str:
+    """``name = value``; a counter written before it existed counts as 0."""
+    if value:
+        return f"{name} = {placeholder}"
+    return f"(attribute_not_exists({name}) OR {name} = {placeholder})"
+
 
 def _load[M: Item](model: type[M], item: dict[str, Any]) -> M:
     return model.model_validate({k: v for k, v in item.items() if k != "entity"})
+
+
+def _plan_due_sort_key(plan: PaymentPlan) -> str:
+    return f"{_iso(plan.next_due_at)}#{plan.payable_id}#{plan.plan_id}"
 
 
 def _payable_and_payment(gsi1sk: str) -> tuple[str, str]:

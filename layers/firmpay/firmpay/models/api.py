@@ -40,6 +40,11 @@ from firmpay.models.ledger import (
     PayableStatus,
     Payment,
     PaymentStatus,
+    Refund,
+    RefundBooking,
+    RefundReason,
+    RefundStatus,
+    StoredMethod,
 )
 from firmpay.money import MAXIMUM_AMOUNT_MINOR, Currency
 
@@ -250,6 +255,39 @@ class LineItemOut(ApiResponse):
     amount: MoneyOut
 
 
+class RefundOut(ApiResponse):
+    """A refund of (part of) a payment. ``pending`` until the processor confirms it."""
+
+    refund_id: str
+    payment_id: str
+    amount: MoneyOut
+    status: RefundStatus
+    reason: RefundReason
+    note: str
+    booking: RefundBooking = Field(
+        description="`balance_restored`: a bill's balance is owed again; `trust_disbursement`: trust money "
+        "returned to the client (the trust request does not ask for it again)."
+    )
+    failure_reason: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def of(cls, refund: Refund) -> RefundOut:
+        return cls(
+            refund_id=refund.refund_id,
+            payment_id=refund.payment_id,
+            amount=MoneyOut(amount_minor=refund.amount_minor, currency=refund.currency),
+            status=refund.status,
+            reason=refund.reason,
+            note=refund.note,
+            booking=refund.booking,
+            failure_reason=refund.failure_reason,
+            created_at=refund.created_at,
+            completed_at=refund.completed_at,
+        )
+
+
 class PaymentOut(ApiResponse):
     payment_id: str
     reference: str
@@ -261,6 +299,8 @@ class PaymentOut(ApiResponse):
     fee_minor: int | None
     failure_code: str | None
     return_code: str | None = Field(description="ACH return code (R01, ...) of a returned eCheck.")
+    refunded: MoneyOut = Field(description="Refunded so far (succeeded refunds).")
+    refunds: list[RefundOut] = Field(default_factory=list, description="Oldest first.")
     created_at: datetime
 
 
@@ -281,6 +321,10 @@ class PayableOut(ApiResponse):
     paid: MoneyOut
     pending: MoneyOut = Field(description="Reserved by payments the processor has not confirmed yet.")
     balance: MoneyOut
+    refunded: MoneyOut = Field(
+        description="Refunded to the client; for a trust request, trust disbursements outside total = paid + "
+        "pending + balance."
+    )
     status: PayableStatus
     voided_at: datetime | None
     has_active_link: bool = Field(description="Whether a pay link was issued and not revoked (it may have expired).")
@@ -288,7 +332,9 @@ class PayableOut(ApiResponse):
     created_at: datetime
 
     @classmethod
-    def of(cls, payable: Payable, payments: list[Payment] | None = None) -> PayableOut:
+    def of(
+        cls, payable: Payable, payments: list[Payment] | None = None, refunds: list[Refund] | None = None
+    ) -> PayableOut:
         def money(amount_minor: int) -> MoneyOut:
             return MoneyOut(amount_minor=amount_minor, currency=payable.currency)
 
@@ -309,6 +355,7 @@ class PayableOut(ApiResponse):
             paid=money(payable.paid_minor),
             pending=money(payable.pending_minor),
             balance=money(payable.balance_minor),
+            refunded=money(payable.refunded_minor),
             status=payable.status,
             voided_at=payable.voided_at,
             has_active_link=payable.current_link_hash is not None,
@@ -324,6 +371,8 @@ class PayableOut(ApiResponse):
                     fee_minor=p.fee_minor,
                     failure_code=p.failure_code,
                     return_code=p.return_code,
+                    refunded=money(p.refunded_minor),
+                    refunds=[RefundOut.of(r) for r in refunds or [] if r.payment_id == p.payment_id],
                     created_at=p.created_at,
                 )
                 for p in payments or []
@@ -337,3 +386,162 @@ class LinkOut(ApiResponse):
 
     url: str
     expires_at: datetime
+
+
+# == Autopay (/firm/autopay and lambda:InvokeFunction; see firmpay.payments.autopay) ===============
+
+IdempotencyKey = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,128}$"),
+    Field(description="The firm's own key for this charge (e.g. its invoice run id); a repeat never charges again."),
+]
+
+
+class AutopayRequest(ApiRequest):
+    """Charge a method the client stored (with consent) for one of the firm's payables."""
+
+    firm_id: ResourceId
+    payable_id: ResourceId
+    method_id: ResourceId = Field(description="A stored method of the payable's client (see .../methods).")
+    amount_minor: Amount
+    currency: Currency | None = Field(default=None, description="If given, must be the payable's currency.")
+    idempotency_key: IdempotencyKey
+
+
+class AutopayOut(ApiResponse):
+    """The payment an autopay request made (or, for a repeated key, made the first time)."""
+
+    payment_id: str
+    reference: str
+    payable_id: str
+    method: str = Field(description="e.g. 'Visa ••••4242'.")
+    origin: Literal["pay_page", "autopay", "plan"]
+    amount: MoneyOut
+    status: PaymentStatus = Field(description="succeeded; processing (eCheck, until it settles); failed; pending.")
+    failure_code: str | None = Field(
+        description="Why it failed, e.g. `authentication_required` (the client is emailed a link to pay on-session)."
+    )
+    balance: MoneyOut = Field(description="The payable's balance after this payment.")
+    replayed: bool = Field(description="True when the idempotency key was seen before: nothing was charged now.")
+    created_at: datetime
+
+
+# == Refunds (POST /firm/firms/{firm_id}/payables/{payable_id}/payments/{payment_id}/refunds) ======
+
+RefundIdempotencyKey = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,255}$"),
+    Field(description="The firm's key for this refund: a retry with the same key never refunds twice."),
+]
+
+
+class CreateRefundRequest(ApiRequest):
+    """Refund a succeeded payment in full (no ``amount_minor``) or in part."""
+
+    amount_minor: Amount | None = Field(
+        default=None, description="Integer minor units; default: all that is left to refund."
+    )
+    reason: RefundReason
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500, pattern=_ONE_LINE)] = Field(
+        default="", description="Free text for the firm's records; required when the reason is `other`."
+    )
+    idempotency_key: RefundIdempotencyKey | None = Field(
+        default=None, description="Or the `Idempotency-Key` header (one of the two is required)."
+    )
+
+    @model_validator(mode="after")
+    def _note_for_other(self) -> CreateRefundRequest:
+        if self.reason is RefundReason.OTHER and not self.note:
+            raise ValueError("a note is required when the reason is 'other'")
+        return self
+
+
+# == Stored methods (/firm/.../clients/{client}/methods; see firmpay.payments.firm_admin) ==========
+
+
+class StoredMethodOut(ApiResponse):
+    """A payment method a client stored with consent. Never a processor id or a full number."""
+
+    method_id: str
+    type: Literal["card", "echeck"]
+    label: str = Field(description="e.g. 'Visa ••••4242' or 'Chase ••••6789'.")
+    brand: str | None = Field(description="Card brand (cards).")
+    bank_name: str | None = Field(description="Bank name (bank accounts).")
+    last4: str | None
+    exp_month: int | None = Field(description="Card expiry month (cards).")
+    exp_year: int | None = Field(description="Card expiry year (cards).")
+    status: Literal["active", "revoked", "unusable"] = Field(
+        description="`revoked`: removed by the firm or the client; `unusable`: declined or returned by the bank."
+    )
+    stored_at: datetime
+    stored_from_payment_id: str | None = Field(description="The payment during which the client stored it.")
+
+    @classmethod
+    def of(cls, method: StoredMethod) -> StoredMethodOut:
+        summary = method.summary
+        return cls(
+            method_id=method.method_id,
+            type=summary.type,
+            label=summary.label(),
+            brand=summary.brand,
+            bank_name=summary.bank_name,
+            last4=summary.last4,
+            exp_month=summary.exp_month,
+            exp_year=summary.exp_year,
+            status=method.status,
+            stored_at=method.created_at,
+            stored_from_payment_id=method.created_from_payment_id,
+        )
+
+
+class StoredMethodsOut(ApiResponse):
+    methods: list[StoredMethodOut] = Field(description="Oldest first, revoked ones included.")
+
+
+# == Payment plans (/firm/.../payables/{payable}/plans; see firmpay.payments.plans) ================
+
+
+class CreatePlanRequest(ApiRequest):
+    """Installments on a stored method: give the installment amount *or* the number of installments."""
+
+    method_id: ResourceId = Field(description="A stored method of the payable's client.")
+    installment_minor: Amount | None = Field(default=None, description="Each installment; the last one is the rest.")
+    installments: Annotated[StrictInt, Field(ge=1, le=120)] | None = Field(
+        default=None, description="Number of installments; the balance is split evenly, the last one takes the rest."
+    )
+    frequency: Literal["weekly", "biweekly", "monthly"] = Field(
+        description="monthly: the same day of the month as `start_on`, or the month's last day when it has no such day."
+    )
+    start_on: IsoDate = Field(description="Due date of the first installment (today or later).")
+
+    @model_validator(mode="after")
+    def _amount_or_count(self) -> CreatePlanRequest:
+        if (self.installment_minor is None) == (self.installments is None):
+            raise ValueError("give exactly one of installment_minor and installments")
+        return self
+
+
+class PlanOut(ApiResponse):
+    plan_id: str
+    payable_id: str
+    method_id: str
+    frequency: Literal["weekly", "biweekly", "monthly"]
+    start_on: date
+    installment: MoneyOut = Field(description="Each installment but the last, which charges the rest of the balance.")
+    installments: int
+    next_installment: int = Field(description="Number of the next installment to charge (1-based).")
+    next_due_at: datetime | None = Field(description="When the next charge is made (null unless active).")
+    attempts: int = Field(description="Failed attempts of the next installment so far.")
+    charged: MoneyOut = Field(description="Collected by this plan so far.")
+    status: Literal["active", "paused", "completed", "canceled", "stopped"]
+    status_reason: str | None = Field(
+        description="Why it is paused or stopped: paused_by_firm, installment_failed, authentication_required, "
+        "payable_void, paid_another_way, method_unusable."
+    )
+    last_payment_id: str | None
+    last_failure_code: str | None
+    created_at: datetime
+
+
+class PlansOut(ApiResponse):
+    plans: list[PlanOut] = Field(description="Oldest first.")

@@ -81,3 +81,29 @@ class PaymentResultResponse(Strict):
     message: str
     client_secret: str | None = None
     failure_code: str | None = None
+
+
+class MandateOut(Strict):
+    """An eCheck payment's debit authorization (NACHA WEB), as the client accepted it."""
+
+    firm_name: str
+    payable_kind: str
+    payable_number: str
+    payment_id: str
+    reference: str
+    payment_status: str
+    return_code: str | None = Field(description="The ACH return code (R01, R02, ...) when the debit was returned.")
+    account_holder: str | None
+    bank_name: str | None
+    account_last4: str
+    account_validation: str = Field(description="How the account was verified (Plaid Auth).")
+    amount_minor: int
+    currency: str
+    amount_formatted: str
+    text: str = Field(description="The exact authorization text the client accepted.")
+    text_version: str
+    text_sha256: str
+    text_intact: bool = Field(description="Whether the stored text still hashes to the hash recorded at acceptance.")
+    accepted_at: str
+    ip_address: str
+    user_agent: str

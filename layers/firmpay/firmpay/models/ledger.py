@@ -106,7 +106,12 @@ class PayableStatus(StrEnum):
 
 
 class Payable(Item):
-    """A bill or a trust request. ``total = paid + pending + balance`` always holds."""
+    """A bill or a trust request. ``total = paid + pending + balance`` always holds.
+
+    ``paid`` is net of refunds. A refunded bill is owed again (its balance goes back up); a trust
+    request's refund is a trust disbursement back to the client, so for trust requests the rule
+    reads ``total = paid + pending + balance + refunded`` (see ``Ledger.check_invariant``).
+    """
 
     payable_id: str
     firm_id: str
@@ -246,6 +251,37 @@ class BankConnection(Item):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class RefundReason(StrEnum):
+    REQUESTED_BY_CUSTOMER = "requested_by_customer"
+    DUPLICATE = "duplicate"
+    FRAUDULENT = "fraudulent"
+    OTHER = "other"
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"  # written ahead; the amount is held on the payment (refunding_minor)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+# How a succeeded refund is booked: a bill's balance is owed again; trust money goes back to the
+# client as a trust disbursement (the request does not ask for it again). See docs/decisions.md.
+RefundBooking = Literal["balance_restored", "trust_disbursement"]
+
+
+class RefundSummary(Item):
+    """The latest refund of a payment, kept on the PAYMENT item for the confirmation-email stream."""
+
+    refund_id: str
+    amount_minor: int
+    currency: Currency
+    status: RefundStatus
+    reason: RefundReason
+    booking: RefundBooking
+    updated_at: datetime
+
+
 class Payment(Item):
     payment_id: str
     payable_id: str
@@ -263,6 +299,7 @@ class Payment(Item):
     processor_intent_id: str | None = None
     processor_customer_id: str | None = None
     processor_method_id: str | None = None
+    processor_mandate_id: str | None = None  # ACH: the mandate Stripe made from our accepted Mandate
     fee_minor: int | None = None
     fee_account: Destination = "operating"
     billing: BillingDetails | None = None
@@ -274,8 +311,18 @@ class Payment(Item):
     failure_code: str | None = None
     failure_message: str | None = None
     refunded_minor: int = 0
+    # Held by refunds written ahead and not yet confirmed by the processor.
+    refunding_minor: int = 0
+    last_refund: RefundSummary | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def refundable_minor(self) -> int:
+        """What may still be refunded: paid, less refunded and refunds in flight (0 unless succeeded)."""
+        if self.status is not PaymentStatus.SUCCEEDED:
+            return 0
+        return self.amount_minor - self.refunded_minor - self.refunding_minor
 
     @property
     def amount(self) -> Money:
@@ -326,3 +373,101 @@ class Review(Item):
     human_verified: bool = False
     expires_at: datetime
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Refund(Item):
+    """A refund of (part of) a succeeded payment, written ahead of the processor call.
+
+    ``refund_id`` is derived from the payment and the firm's idempotency key, so a retried request
+    lands on this row and on the same processor Idempotency-Key (``fp-refund-<refund_id>``).
+    """
+
+    refund_id: str
+    payable_id: str
+    payment_id: str
+    firm_id: str
+    client_id: str
+    amount_minor: int = Field(gt=0)
+    currency: Currency
+    reason: RefundReason
+    note: str = ""
+    booking: RefundBooking
+    status: RefundStatus = RefundStatus.PENDING
+    idempotency_key: str
+    request_sha256: str
+    processor_refund_id: str | None = None
+    failure_reason: str | None = None
+    completed_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    def summary(self) -> RefundSummary:
+        return RefundSummary(
+            refund_id=self.refund_id,
+            amount_minor=self.amount_minor,
+            currency=self.currency,
+            status=self.status,
+            reason=self.reason,
+            booking=self.booking,
+            updated_at=self.updated_at,
+        )
+
+
+class IdempotencyRecord(Item):
+    """A firm's idempotency key (``IDEM#<firm>#<key>``): which payment it made, for which request.
+
+    Written in the same transaction as the payment's reserve, so a key is taken exactly when a
+    payment exists for it; ``fingerprint`` tells a repeat of the request from a different one.
+    """
+
+    firm_id: str
+    idempotency_key: str
+    fingerprint: str
+    payable_id: str
+    payment_id: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+PlanFrequency = Literal["weekly", "biweekly", "monthly"]
+
+
+class PlanStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"  # by the firm, or after the last retry of an installment failed
+    COMPLETED = "completed"  # the payable was paid (by the plan, or the rest another way)
+    CANCELED = "canceled"  # by the firm
+    STOPPED = "stopped"  # the payable was voided, or the stored method can no longer be charged
+
+
+class PaymentPlan(Item):
+    """Installments charged to a stored method on a schedule (``PLAN#<plan>`` under the payable).
+
+    While active, the item carries ``gsi1`` ``PLANDUE / <next_due_at>`` so the scheduled run finds
+    due plans with one query. Installment ``n`` charges ``installment_minor`` except the last one,
+    which charges whatever is left of the balance.
+    """
+
+    plan_id: str
+    payable_id: str
+    firm_id: str
+    client_id: str
+    method_id: str
+    currency: Currency
+    installment_minor: int = Field(gt=0)
+    installments: int = Field(ge=1)
+    frequency: PlanFrequency
+    start_on: date
+    status: PlanStatus = PlanStatus.ACTIVE
+    next_installment: int = 1
+    next_due_at: datetime
+    # Failed attempts of the current installment since it became due or the plan was resumed
+    # (the retry policy counts these), and in all (part of the idempotency key, never reused).
+    attempts: int = 0
+    failed_tries: int = 0
+    charged_minor: int = 0
+    last_payment_id: str | None = None
+    last_failure_code: str | None = None
+    status_reason: str | None = None
+    version: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -31,6 +31,7 @@ from firmpay.models.ledger import (
     BillingDetails,
     Client,
     Consent,
+    IdempotencyRecord,
     Mandate,
     MethodSummary,
     MethodType,
@@ -194,11 +195,13 @@ def open_payment(
     store_consent: Consent | None = None,
     mandate: Mandate | None = None,
     daily_limit: DailyLimit | None = None,
+    idempotency: IdempotencyRecord | None = None,
 ) -> tuple[Payment, bool]:
     """Reserve the review's amount and write the PENDING payment (one transaction).
 
     Returns ``(payment, created)``; ``created`` is False when this review was already submitted
     (double click, reload, second tab): the caller then continues with the existing payment.
+    ``idempotency`` (autopay) takes the firm's key in the same transaction.
     """
     payment_id = payment_id_for(review.review_id)
     payment = Payment(
@@ -226,11 +229,11 @@ def open_payment(
     )
     try:
         check_amount(payable, review.amount_minor)
-        created = ledger.reserve(payment, daily_limit)
+        created = ledger.reserve(payment, daily_limit, idempotency)
     except (PayableClosed, AmountOverBalance) as error:
         if existing := ledger.get_payment(review.payable_id, payment_id):
             return existing, False  # this review was submitted before and took the balance
-        if isinstance(error, AmountOverBalance):
+        if isinstance(error, AmountOverBalance) and origin == "pay_page":
             # Another payment took the balance since the review: the client must review again.
             raise ReviewExpired("The balance changed since your review; please review the payment again.") from None
         raise
@@ -294,7 +297,9 @@ def apply_intent(ledger: Ledger, payment: Payment, intent: Intent) -> Payment:
         if ledger.settle(payment, **changes):
             changed = payment.model_copy(update={**changes, "status": PaymentStatus.SUCCEEDED})
     elif intent.status == "processing" and payment.status != PaymentStatus.PROCESSING:
-        changed = ledger.update_reserved_payment(payment, status=PaymentStatus.PROCESSING)
+        changed = ledger.update_reserved_payment(
+            payment, status=PaymentStatus.PROCESSING, processor_mandate_id=intent.mandate_id
+        )
     elif intent.status == "requires_action" and payment.status == PaymentStatus.PENDING:
         changed = ledger.update_reserved_payment(payment, status=PaymentStatus.REQUIRES_ACTION)
     elif intent.status == "requires_payment_method" and intent.failure_code:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from firmpay.errors import FirmPayError, InvalidRequest, ServiceUnavailable
+from firmpay.errors import FirmPayError, InvalidRequest, ReviewExpired, ServiceUnavailable
 from firmpay.ledger import DailyLimit, Ledger, LinkContext
 from firmpay.models.ledger import (
     BankConnection,
@@ -22,12 +22,14 @@ from firmpay.models.ledger import (
     Mandate,
     MethodSummary,
     Payable,
+    PayLink,
     Payment,
     PaymentStatus,
     Review,
     StoredMethod,
     new_id,
 )
+from firmpay.money import Locale
 from firmpay.observability import logger
 from firmpay.payments.checkout import (
     STORE_METHOD_TEXT,
@@ -37,8 +39,8 @@ from firmpay.payments.checkout import (
     consent,
     create_review,
     ensure_customer,
-    load_review,
     open_payment,
+    payment_id_for,
 )
 from firmpay.payments.processor import PaymentProcessor, ProcessorUnavailable
 
@@ -191,6 +193,28 @@ def make_mandate(
     )
 
 
+def retire_returned_method(ledger: Ledger, payment: Payment) -> int:
+    """After a return saying the account is gone, no stored method for that account is debited again.
+
+    Idempotent (the webhook and the sweep may both get here); returns how many methods it retired.
+    """
+    if payment.method.type != "echeck" or payment.status is not PaymentStatus.FAILED:
+        return 0
+    if payment.return_code not in ACCOUNT_GONE_RETURNS or payment.processor_method_id is None:
+        return 0
+    retired = 0
+    for method in ledger.list_methods(payment.firm_id, payment.client_id):
+        same_account = method.processor_method_id == payment.processor_method_id
+        if method.status == "active" and (same_account or method.method_id == payment.stored_method_id):
+            ledger.set_method_status(method, "unusable")
+            retired += 1
+            logger.info(
+                "stored bank method retired after an ACH return",
+                extra={"method_id": method.method_id, "return_code": payment.return_code},
+            )
+    return retired
+
+
 def ach_return_code(stripe_code: str | None) -> str | None:
     if stripe_code is None:
         return None
@@ -325,29 +349,47 @@ def create_echeck_review(
     )
 
 
+@dataclass(frozen=True)
+class EcheckOutcome:
+    payment: Payment
+    balance_minor: int
+    locale: Locale
+
+
 def submit_echeck(
     ledger: Ledger,
     processor: PaymentProcessor,
     linker: BankLinker | None,
     vault: TokenVault,
-    payable_id: str,
+    link: PayLink,
     review_id: str,
     authorized: bool,
     store_method: bool,
     ip_address: str,
     user_agent: str,
     now: datetime,
-) -> Payment:
+) -> EcheckOutcome:
     """Reserve and debit under the accepted mandate; the payment then stays processing.
 
-    ``linker`` is only needed (and plaid-python only imported) to remove the Plaid item of a
-    method the client chose not to store.
+    Costs six DynamoDB requests: the link, one BatchGetItem (review, payable, firm), the bank
+    connection, the reserve transaction, the processing update, and forgetting the connection
+    (or storing the method). ``linker`` is only needed (and plaid-python only imported) to remove
+    the Plaid item of a method the client chose not to store.
     """
     if not authorized:
         raise MandateRequired()
-    review, payable = load_review(ledger, payable_id, review_id, now)
+    state = ledger.get_checkout_state(link.payable_id, review_id, link.firm_id, [])
+    review, payable, firm = state.review, state.payable, state.firm
+    if review is None or payable is None or firm is None or review.expires_at <= now:
+        raise ReviewExpired()
     if review.method.type != "echeck" or not review.mandate_text or not review.bank_connection_id:
         raise InvalidRequest("This review is not an eCheck review.")
+    if review.client_id != link.client_id:
+        raise InvalidRequest("This review is not an eCheck review of this link.")
+    connection = ledger.get_bank_connection(review.payable_id, review.bank_connection_id)
+    existing = None if connection is not None else ledger.get_payment(review.payable_id, payment_id_for(review_id))
+    if connection is None and existing is None:
+        raise InvalidRequest("The bank connection expired; please select your bank again.")
     mandate = make_mandate(
         review.mandate_text,
         review.amount_minor,
@@ -357,36 +399,52 @@ def submit_echeck(
         now,
         ip_address,
         user_agent,
-        "plaid_auth_verified",
+        connection.account_validation if connection else None,
     )
     store_consent = (
-        consent(STORE_METHOD_TEXT, STORE_METHOD_TEXT_VERSION, now, ip_address, user_agent) if store_method else None
+        consent(STORE_METHOD_TEXT.format(firm=firm.name), STORE_METHOD_TEXT_VERSION, now, ip_address, user_agent)
+        if store_method
+        else None
     )
     limit = DailyLimit(
         scope=f"echeck#{review.firm_id}#{review.client_id}",
         window=now.date().isoformat(),
-        limit=review.daily_limit or 5,
+        limit=review.daily_limit or firm.echeck_daily_limit,
         expires_at=int((now + timedelta(days=2)).timestamp()),
         error=EcheckLimitExceeded("You have reached today's limit of eCheck payments; please pay by card."),
     )
-    payment, created = open_payment(
-        ledger, review, payable, now, store_consent=store_consent, mandate=mandate, daily_limit=limit
-    )
+    if existing is not None:  # submitted before (double click, reload): the first submit's payment
+        payment, created = existing, False
+    else:
+        payment, created = open_payment(
+            ledger, review, payable, now, store_consent=store_consent, mandate=mandate, daily_limit=limit
+        )
     if payment.status is PaymentStatus.PENDING:
-        payment = confirm_payment(ledger, processor, payment, ip_address=ip_address, user_agent=user_agent)
-    if created:
-        payment = _keep_or_forget_bank(ledger, linker, vault, review, payment, now)
-    return payment
+        try:
+            payment = confirm_payment(ledger, processor, payment, ip_address=ip_address, user_agent=user_agent)
+        except ServiceUnavailable:
+            if created:
+                raise
+            # The first submit of this review is confirming right now (Stripe answers the same
+            # Idempotency-Key with "in use"): report the payment as pending; it moves on shortly.
+    if created and connection is not None:
+        payment = _keep_or_forget_bank(ledger, linker, vault, connection, payment, now)
+        balance = payable.balance_minor - review.amount_minor
+    else:
+        current = ledger.get_payable(review.payable_id)
+        balance = current.balance_minor if current else 0
+    return EcheckOutcome(payment, balance, firm.locale)
 
 
 def _keep_or_forget_bank(
-    ledger: Ledger, linker: BankLinker | None, vault: TokenVault, review: Review, payment: Payment, now: datetime
+    ledger: Ledger,
+    linker: BankLinker | None,
+    vault: TokenVault,
+    connection: BankConnection,
+    payment: Payment,
+    now: datetime,
 ) -> Payment:
     """Store the bank method (consent given, debit accepted) or remove the Plaid item."""
-    assert review.bank_connection_id is not None
-    connection = ledger.get_bank_connection(review.payable_id, review.bank_connection_id)
-    if connection is None:
-        return payment
     if payment.store_method and payment.store_consent is not None and payment.status is PaymentStatus.PROCESSING:
         method = StoredMethod(
             method_id=new_id("mth"),
@@ -396,6 +454,7 @@ def _keep_or_forget_bank(
             processor_customer_id=connection.processor_customer_id,
             processor_method_id=connection.processor_method_id,
             consent=payment.store_consent,
+            mandate_id=payment.processor_mandate_id,
             encrypted_access_token=connection.encrypted_access_token,
             created_from_payment_id=payment.payment_id,
             created_at=now,

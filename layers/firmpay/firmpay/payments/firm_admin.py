@@ -22,8 +22,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from firmpay.errors import CurrencyNotAccepted, Forbidden, NotFound, PayableClosed
+from firmpay.errors import CurrencyNotAccepted, Forbidden, NotFound, PayableClosed, ServiceUnavailable
 from firmpay.ledger import Ledger
+from firmpay.ledger.repository import PayableHistory
 from firmpay.models.api import (
     ClientOut,
     CreateBillRequest,
@@ -33,6 +34,8 @@ from firmpay.models.api import (
     FirmOut,
     LinkOut,
     PayableOut,
+    StoredMethodOut,
+    StoredMethodsOut,
 )
 from firmpay.models.ledger import (
     Client,
@@ -42,13 +45,20 @@ from firmpay.models.ledger import (
     Payable,
     PayableStatus,
     Payment,
+    StoredMethod,
     new_id,
 )
 from firmpay.payments.links import PayLinkMailer, issue_pay_link
+from firmpay.payments.processor import PaymentProcessor, ProcessorUnavailable
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 # arn:aws:sts::123456789012:assumed-role/BillingSync/i-0abc... -> one principal for every session.
 _ASSUMED_ROLE = re.compile(r"^(arn:[a-z0-9-]+:sts::\d{12}:assumed-role/[^/]+)/.+$")
+
+
+def is_resource_id(value: str) -> bool:
+    """Whether ``value`` looks like one of our ids (anything else is "not found" without a read)."""
+    return _ID.fullmatch(value) is not None
 
 
 def principal_of(caller_arn: str) -> str:
@@ -176,20 +186,27 @@ def create_trust_request(ledger: Ledger, firm: Firm, request: CreateTrustRequest
 
 def payable_of(ledger: Ledger, firm: Firm, payable_id: str) -> tuple[Payable, list[Payment]]:
     """A payable of this firm with its payments (one query); 404 for another firm's."""
+    history = history_of(ledger, firm, payable_id)
+    return history.payable, history.payments
+
+
+def history_of(ledger: Ledger, firm: Firm, payable_id: str) -> PayableHistory:
+    """A payable of this firm with its payments and refunds (one query); 404 for another firm's."""
     missing = NotFound("No such bill or trust request at this firm.")
     if not _ID.fullmatch(payable_id):
         raise missing
     try:
-        payable, payments = ledger.get_payable_with_payments(payable_id)
+        history = ledger.get_payable_history(payable_id)
     except NotFound:
         raise missing from None
-    if payable.firm_id != firm.firm_id:
+    if history.payable.firm_id != firm.firm_id:
         raise missing
-    return payable, payments
+    return history
 
 
 def get_payable(ledger: Ledger, firm: Firm, payable_id: str) -> PayableOut:
-    return PayableOut.of(*payable_of(ledger, firm, payable_id))
+    history = history_of(ledger, firm, payable_id)
+    return PayableOut.of(history.payable, history.payments, history.refunds)
 
 
 def void_payable(ledger: Ledger, firm: Firm, payable_id: str, now: datetime) -> PayableOut:
@@ -199,10 +216,10 @@ def void_payable(ledger: Ledger, firm: Firm, payable_id: str, now: datetime) -> 
     reserving at the same moment cannot slip through) and for a bill paid in full
     (``payable_closed``: there is nothing left to void).
     """
-    payable, payments = payable_of(ledger, firm, payable_id)
-    if payable.status is PayableStatus.PAID:
+    history = history_of(ledger, firm, payable_id)
+    if history.payable.status is PayableStatus.PAID:
         raise PayableClosed("This payable has been paid in full; there is nothing left to void.")
-    return PayableOut.of(ledger.void_payable(payable.payable_id, now), payments)
+    return PayableOut.of(ledger.void_payable(payable_id, now), history.payments, history.refunds)
 
 
 # -- pay links -----------------------------------------------------------------------------------
@@ -232,10 +249,11 @@ def issue_link(ledger: Ledger, firm: Firm, payable_id: str, base_url: str, now: 
 
 def revoke_link(ledger: Ledger, firm: Firm, payable_id: str, now: datetime) -> PayableOut:
     """Revoke the payable's current pay link; 404 when it has none."""
-    payable, payments = payable_of(ledger, firm, payable_id)
-    if not ledger.revoke_current_link(payable, now):
+    history = history_of(ledger, firm, payable_id)
+    if not ledger.revoke_current_link(history.payable, now):
         raise NotFound("This payable has no active pay link.")
-    return PayableOut.of(payable.model_copy(update={"current_link_hash": None}), payments)
+    payable = history.payable.model_copy(update={"current_link_hash": None})
+    return PayableOut.of(payable, history.payments, history.refunds)
 
 
 def send_payable(
@@ -254,3 +272,35 @@ def send_payable(
     url, link = issue_pay_link(ledger, payable, base_url, now, days)
     mailer.send_payable(firm, client, payable, url)
     return LinkOut(url=url, expires_at=link.expires_at)
+
+
+# -- stored methods ------------------------------------------------------------------------------
+
+
+def list_methods(ledger: Ledger, firm: Firm, client_id: str) -> StoredMethodsOut:
+    """The methods the client stored at this firm (revoked ones too, with their status)."""
+    client = client_of(ledger, firm, client_id)
+    methods = sorted(ledger.list_methods(firm.firm_id, client.client_id), key=lambda m: m.created_at)
+    return StoredMethodsOut(methods=[StoredMethodOut.of(m) for m in methods])
+
+
+def method_of(ledger: Ledger, firm: Firm, client_id: str, method_id: str) -> StoredMethod:
+    """A stored method of this firm's client; 404 for an unknown id or someone else's method."""
+    client = client_of(ledger, firm, client_id)
+    method = ledger.get_method(firm.firm_id, client.client_id, method_id) if _ID.fullmatch(method_id) else None
+    if method is None:
+        raise NotFound("No such stored payment method for this client.")
+    return method
+
+
+def revoke_method(ledger: Ledger, processor: PaymentProcessor, method: StoredMethod) -> StoredMethod:
+    """Never charge ``method`` again: revoked in the ledger first (autopay and plans check it),
+    then detached from the client's customer at Stripe. Revoking again retries the detach.
+    """
+    if method.status != "revoked":
+        ledger.set_method_status(method, "revoked")
+    try:
+        processor.detach_method(method.processor_customer_id, method.processor_method_id)
+    except ProcessorUnavailable as error:
+        raise ServiceUnavailable("The method is revoked; removing it at the processor failed, try again.") from error
+    return method.model_copy(update={"status": "revoked"})

@@ -106,3 +106,40 @@ class PaymentProcessor(Protocol):
     def attach_bank_account(self, customer_id: str, bank_account_token: str) -> BankAccountSource: ...
 
     def detach_method(self, customer_id: str, method_id: str) -> None: ...
+
+
+# -- refunds ---------------------------------------------------------------------------------------
+
+ProcessorRefundStatus = Literal["pending", "requires_action", "succeeded", "failed", "canceled"]
+
+
+@dataclass(frozen=True)
+class ProcessorRefund:
+    """The processor's view of one refund (a Stripe Refund)."""
+
+    refund_id: str
+    status: ProcessorRefundStatus
+    amount_minor: int
+    intent_id: str | None = None
+    failure_reason: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class RefundRefused(Exception):
+    """The processor refused to create the refund (e.g. already refunded there): nothing was refunded."""
+
+
+class RefundProcessor(Protocol):
+    def find_intent(self, intent_id: str) -> Intent | None: ...
+
+    def create_refund(
+        self, intent_id: str, amount_minor: int, reason: str | None, idempotency_key: str, metadata: dict[str, str]
+    ) -> ProcessorRefund: ...
+
+    def retrieve_refund(self, refund_id: str) -> ProcessorRefund: ...
+
+    def find_refund(self, intent_id: str, our_refund_id: str) -> ProcessorRefund | None: ...
+
+
+class PaymentAndRefundProcessor(PaymentProcessor, RefundProcessor, Protocol):
+    """What the webhook needs: payments and refunds (``StripeGateway`` is both)."""

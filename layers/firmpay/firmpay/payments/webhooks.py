@@ -20,7 +20,8 @@ from firmpay.models.ledger import Payment
 from firmpay.observability import logger
 from firmpay.payments.card import remember_card
 from firmpay.payments.checkout import apply_intent
-from firmpay.payments.processor import Intent, PaymentProcessor, ProcessorUnavailable
+from firmpay.payments.echeck import retire_returned_method
+from firmpay.payments.processor import Intent, PaymentAndRefundProcessor, PaymentProcessor, ProcessorUnavailable
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 
@@ -33,7 +34,9 @@ PAYMENT_INTENT_EVENTS = frozenset(
         "payment_intent.requires_action",
     }
 )
-REFUND_EVENTS = frozenset({"charge.refunded", "charge.refund.updated"})
+REFUND_EVENTS = frozenset(
+    {"charge.refunded", "charge.refund.updated", "refund.created", "refund.updated", "refund.failed"}
+)
 
 # (raw body, Stripe-Signature header, secret, tolerance in seconds) -> valid?
 SignatureCheck = Callable[[str, str | None, str, int], bool]
@@ -49,10 +52,10 @@ def read_event(payload: str, signature: str | None, secret: str, signature_valid
         raise InvalidRequest("The event is not a Stripe event.") from error
 
 
-def reconcile_event(ledger: Ledger, processor: PaymentProcessor, event: StripeEvent, now: datetime) -> str:
+def reconcile_event(ledger: Ledger, processor: PaymentAndRefundProcessor, event: StripeEvent, now: datetime) -> str:
     """Apply one event; the answer says what happened (for the log and the HTTP body)."""
     if event.type in REFUND_EVENTS:
-        return on_refund(event)
+        return on_refund(ledger, processor, event, now)
     if event.type not in PAYMENT_INTENT_EVENTS:
         return "ignored"
     intent = event.data.object
@@ -97,6 +100,7 @@ def reconcile_payment(
         after = payment
     # Also for a payment settled earlier: the submit may have died between settling and storing.
     remember_card(ledger, after, now)
+    retire_returned_method(ledger, after)
     return "unchanged" if after.status is payment.status else after.status.value
 
 
@@ -108,14 +112,10 @@ def abandoned(intent: Intent, payment: Payment, now: datetime, abandon_after: ti
     return waiting and payment.created_at <= now - abandon_after
 
 
-def on_refund(event: StripeEvent) -> str:
-    """Refunds are booked by the refunds issue (``refunded_minor`` on payment and payable).
+def on_refund(ledger: Ledger, processor: PaymentAndRefundProcessor, event: StripeEvent, now: datetime) -> str:
+    """Book the refunds of the payment the event names, as Stripe keeps them now (``payments.refunds``)."""
+    from firmpay.payments.refunds import reconcile_refund_event
 
-    Until then the event is acknowledged and logged, so Stripe does not retry it for days.
-    """
-    charge = event.data.object
-    logger.info(
-        "refund event received; refunds are not booked yet",
-        extra={"event_type": event.type, "event_id": event.id, "payment_intent": charge.get("payment_intent")},
-    )
-    return "deferred"
+    outcome = reconcile_refund_event(ledger, processor, event, now)
+    logger.info("refund webhook reconciled", extra={"event_type": event.type, "event_id": event.id, "outcome": outcome})
+    return outcome

@@ -277,8 +277,7 @@
       Array.prototype.forEach.call((options || section.parentNode).children, function (child) {
         if (child !== box) { child.hidden = true; }
       });
-      var balance = byId('balance-due');
-      if (balance) { balance.textContent = result.balance.formatted; }
+      window.FirmPay.updateTotals(result);
       box.hidden = false;
       box.focus();
     }

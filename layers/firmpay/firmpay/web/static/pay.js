@@ -27,6 +27,44 @@
     return el ? JSON.parse(el.textContent) : {};
   }
 
+  function setText(id, text) {
+    var el = document.getElementById(id);
+    if (el && typeof text === 'string') { el.textContent = text; }
+  }
+
+  /* After a payment: the summary's "Paid so far", "Payment processing" and "Balance due" follow what
+   * the server says. The result's balance shows at once; the payable's view (GET /api/pay/<token>)
+   * then brings all three, so a processing eCheck shows as processing, not as paid. */
+  function updateTotals(result) {
+    if (result && result.balance) { setText('balance-due', result.balance.formatted); }
+    return fetch(tokenBase(), {credentials: 'same-origin', headers: {'Accept': 'application/json'}})
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (view) {
+        if (!view || !view.payable) { return; }
+        var payable = view.payable;
+        setText('paid-so-far', payable.paid.formatted);
+        setText('pending-amount', payable.pending.formatted);
+        setText('balance-due', payable.balance.formatted);
+        var pending = document.getElementById('pending-row');
+        if (pending) { pending.hidden = !payable.pending.amount_minor; }
+      })
+      .catch(function () { /* the result's balance is already shown */ });
+  }
+
+  /* "1500.50", "1,500.50", "1500,50" (fr-CA), "$ 25" -> minor units; null when not an amount. */
+  function parseAmount(text) {
+    var cleaned = String(text || '').trim().replace(/[\s$\u00a0\u202f]/g, '');
+    if (/^\d{1,3}(,\d{3})+(\.\d{1,2})?$/.test(cleaned)) {
+      cleaned = cleaned.replace(/,/g, '');
+    } else if (/^\d+,\d{1,2}$/.test(cleaned)) {
+      cleaned = cleaned.replace(',', '.');
+    }
+    var match = /^(\d{1,9})(?:\.(\d{1,2}))?$/.exec(cleaned);
+    if (!match) { return null; }
+    var cents = (match[2] || '') + '00';
+    return parseInt(match[1], 10) * 100 + parseInt(cents.slice(0, 2), 10);
+  }
+
   var form = document.getElementById('new-link-form');
   if (form) {
     form.addEventListener('submit', function (event) {
@@ -42,5 +80,7 @@
     });
   }
 
-  window.FirmPay = {postJson: postJson, payData: payData, tokenBase: tokenBase};
+  window.FirmPay = {
+    postJson: postJson, payData: payData, tokenBase: tokenBase, updateTotals: updateTotals, parseAmount: parseAmount
+  };
 })();

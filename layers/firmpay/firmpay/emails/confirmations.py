@@ -1,0 +1,236 @@
+"""Confirmation emails of payment state changes, each sent exactly once.
+
+SES has no idempotency token and the stream delivers at least once, so every (payment, kind) has a
+sent-once marker in the ledger (``EMAIL#<payment>`` / ``<kind>``, kept ~400 days by TTL):
+
+1. **claim**: a conditional put "claimed by me, lease until now + 60 s" that succeeds only if there
+   is no marker yet, or an unsent claim whose lease ran out. A marker already "sent" (or "rejected"
+   by SES for good) means there is nothing to do; a live lease held by another attempt fails the
+   record, which the stream retries;
+2. **send** through SES; any failure gives the claim back at once (so the retry need not wait for
+   the lease) and fails the record;
+3. **mark sent** with SES's message id (conditional on still holding the claim).
+
+A crash after the claim and before the send loses nothing: the lease runs out and the retry sends.
+The one way to send twice is the narrow window where SES accepted the message but the marker was
+not updated (a crash or a DynamoDB failure between 2 and 3, or an SES timeout on a message it did
+accept): the retry, after the lease, sends it once more. That is at most one duplicate, never a
+lost email, and the only case.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Literal
+
+from firmpay.emails.notifications import EmailKind, PaymentChange, emails_for, return_reason
+from firmpay.emails.render import build_message, render
+from firmpay.gateways.ses import MailRejected
+from firmpay.ledger import Ledger
+from firmpay.models.ledger import Client, Firm, Payable, Payment
+from firmpay.observability import logger
+from firmpay.payments.links import issue_pay_link
+
+LEASE_SECONDS = 60
+MARKER_TTL_SECONDS = 400 * 24 * 3600
+ENGLISH_ONLY = frozenset({EmailKind.CLIENT_SUBMITTED, EmailKind.FIRM_RETURNED})  # eCheck: US firms only
+
+_LINE_BREAKS = re.compile(r"[\r\n\t\v\f\u2028\u2029\x85]+")
+
+MailSender = Callable[[EmailMessage], str]
+"""Sends one MIME message, returns the provider's message id (``firmpay.gateways.ses.send_raw``)."""
+
+
+class EmailInFlight(Exception):
+    """Another attempt holds the claim on this email right now; the record is retried later."""
+
+
+@dataclass(frozen=True)
+class EmailOutcome:
+    kind: EmailKind
+    result: Literal["sent", "already_sent", "rejected"]
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """What the emails need from the deployment: sender address, pay link base URL and lifetime."""
+
+    mail_from: str
+    public_base_url: str
+    pay_link_days: int
+
+
+def send_payment_emails(
+    ledger: Ledger, change: PaymentChange, send: MailSender, settings: MailSettings, now: datetime
+) -> list[EmailOutcome]:
+    """Send the emails ``change`` produces (none for most changes), each at most once per kind."""
+    kinds = emails_for(change)
+    if not kinds:
+        return []
+    firm, client, payable = ledger.get_payment_parties(change.payment)
+    return [_send_once(ledger, kind, change.payment, firm, client, payable, send, settings, now) for kind in kinds]
+
+
+def _send_once(
+    ledger: Ledger,
+    kind: EmailKind,
+    payment: Payment,
+    firm: Firm,
+    client: Client,
+    payable: Payable,
+    send: MailSender,
+    settings: MailSettings,
+    now: datetime,
+) -> EmailOutcome:
+    claim_id = uuid.uuid4().hex
+    epoch = int(now.timestamp())
+    claim = ledger.claim_email(payment.payment_id, kind, claim_id, epoch, LEASE_SECONDS, epoch + MARKER_TTL_SECONDS)
+    if claim == "done":
+        return EmailOutcome(kind, "already_sent")
+    if claim == "busy":
+        raise EmailInFlight(f"{kind} of payment {payment.payment_id} is being sent by another attempt")
+    try:
+        pay_url = None
+        if kind.needs_pay_link and payable.open_for_payment:
+            # Re-issuing revokes the payable's previous link: only the newest email's link works.
+            pay_url, _ = issue_pay_link(ledger, payable, settings.public_base_url, now, settings.pay_link_days)
+        message = payment_email(kind, firm, client, payable, payment, settings.mail_from, pay_url)
+        message_id = send(message)
+    except MailRejected as error:
+        ledger.finish_email(payment.payment_id, kind, claim_id, "rejected", str(error), now)
+        logger.error("SES refused a confirmation email", extra={"kind": str(kind), "payment_id": payment.payment_id})
+        return EmailOutcome(kind, "rejected")
+    except BaseException:
+        ledger.release_email_claim(payment.payment_id, kind, claim_id)
+        raise
+    if not ledger.finish_email(payment.payment_id, kind, claim_id, "sent", message_id, now):
+        logger.warning("sent an email whose claim had expired", extra={"kind": str(kind)})
+    logger.info("confirmation email sent", extra={"kind": str(kind), "payment_id": payment.payment_id})
+    return EmailOutcome(kind, "sent", message_id)
+
+
+# -- content ---------------------------------------------------------------------------------------
+
+_PAYABLE_WORDS: dict[str, dict[str, tuple[str, str]]] = {  # (label, phrase in a sentence)
+    "en": {"bill": ("Bill", "bill"), "trust_request": ("Trust request", "trust request")},
+    "fr": {
+        "bill": ("Facture", "la facture"),
+        "trust_request": ("Demande de dépôt en fidéicommis", "la demande de dépôt en fidéicommis"),
+    },
+}
+_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "amount": "Amount",
+        "method": "Payment method",
+        "date": "Date",
+        "reference": "Reference number",
+        "balance": "Remaining balance",
+        "client": "Client",
+        "deposit": "Deposit account",
+        "reason": "Reason",
+        "pay": "Pay online now",
+        "copy": "Or copy this link into your browser:",
+        "client_footer": "Sent by FirmPay on behalf of {firm}. Reply to this email to reach the firm.",
+        "firm_footer": "Sent by FirmPay to {firm} about a payment made through its pay links.",
+    },
+    "fr": {
+        "amount": "Montant",
+        "method": "Mode de paiement",
+        "date": "Date",
+        "reference": "Numéro de référence",
+        "balance": "Solde restant",
+        "client": "Client",
+        "deposit": "Compte de dépôt",
+        "reason": "Motif",
+        "pay": "Payer en ligne",
+        "copy": "Ou copiez ce lien dans votre navigateur :",
+        "client_footer": "Envoyé par FirmPay au nom de {firm}. Répondez à ce courriel pour joindre le cabinet.",
+        "firm_footer": "Envoyé par FirmPay à {firm} au sujet d'un paiement fait par ses liens de paiement.",
+    },
+}
+
+
+def payment_email_context(
+    kind: EmailKind, firm: Firm, client: Client, payable: Payable, payment: Payment, pay_url: str | None
+) -> dict[str, object]:
+    """Everything the templates of ``kind`` show, formatted for the firm's locale."""
+    from firmpay.web.pages import format_date
+
+    locale = "en-US" if kind in ENGLISH_ONLY and firm.locale == "fr-CA" else firm.locale
+    lang = "fr" if locale == "fr-CA" else "en"
+    words = _WORDS[lang]
+    label, phrase = _PAYABLE_WORDS[lang][payable.kind]
+    amount = payment.amount.format(locale)
+    account = payment.destination_account
+    deposit_account = f"{account.name} \u2022\u2022\u2022\u2022{account.last4}"
+    # The processor's own failure message never reaches a client: a return code, or plain words.
+    reason = return_reason(payment.return_code, lang)
+    details: list[tuple[str, str]] = []
+    if kind.to_firm:
+        details.append((words["client"], client.name))
+    details += [
+        (label, payable.number),
+        (words["amount"], amount),
+        (words["method"], payment.method.label()),
+    ]
+    if kind.to_firm:
+        details.append((words["deposit"], deposit_account))
+    details += [
+        (words["date"], format_date(payment.updated_at.date(), locale)),
+        (words["reference"], payment.reference),
+        (words["balance"], payable.money(payable.balance_minor).format(locale)),
+    ]
+    footer = words["firm_footer" if kind.to_firm else "client_footer"].format(firm=firm.name)
+    return {
+        "lang": lang,
+        "title": f"{firm.name} - {payable.number}",
+        "preheader": f"{label} {payable.number}: {amount}",
+        "firm_name": firm.name,
+        "client_name": client.name,
+        "is_trust": payment.destination == "trust",
+        "payable_label": label,
+        "payable_phrase": phrase,
+        "number": payable.number,
+        "amount": amount,
+        "deposit_account": deposit_account,
+        "details": details,
+        "returned": bool(payment.return_code),
+        "return_code": payment.return_code or "",
+        "reason": reason,
+        "pay_url": pay_url,
+        "link_sent": payable.open_for_payment,
+        "pay_label": words["pay"],
+        "copy_link_label": words["copy"],
+        "colon": "\u00a0: " if lang == "fr" else ": ",
+        "footer": footer,
+    }
+
+
+def payment_email(
+    kind: EmailKind,
+    firm: Firm,
+    client: Client,
+    payable: Payable,
+    payment: Payment,
+    mail_from: str,
+    pay_url: str | None = None,
+) -> EmailMessage:
+    """The MIME message of one confirmation email (HTML and text parts)."""
+    context = payment_email_context(kind, firm, client, payable, payment, pay_url)
+    subject, html, text = render(str(kind), **context)
+    return build_message(
+        _LINE_BREAKS.sub(" ", subject),  # a header is one line, whatever a name contains
+        html,
+        text,
+        mail_from,
+        firm.name,
+        firm.reply_to_email if kind.to_firm else client.email,
+        None if kind.to_firm else firm.reply_to_email,
+        reference=payment.reference,
+    )

@@ -1,0 +1,150 @@
+"""Which emails a payment's state change produces, decided from the stream's old and new images.
+
+One email per (payment, kind), whatever the number of times the stream delivers the change:
+
+| change (old -> new status)                         | client                  | firm              |
+|----------------------------------------------------|-------------------------|-------------------|
+| card (any method but eCheck) -> succeeded          | payment received        | payment received  |
+| eCheck -> processing                               | payment submitted       |                   |
+| eCheck processing -> succeeded (settled)           |                         | payment received  |
+| eCheck processing -> failed (returned, R-code)     | payment returned + link | payment returned  |
+| autopay / plan (origin != pay_page) -> failed      | payment failed + link   |                   |
+| pay-page payment -> failed before processing       |                         |                   |
+| anything -> canceled; an unchanged status          |                         |                   |
+
+Choices: an eCheck client hears "submitted" when the debit goes to the bank, and nothing more when
+it settles days later (the money was already acknowledged; a second "received" reads like a double
+charge); the firm is told when the money actually arrives. A decline on the pay page sends nothing:
+the client saw it on screen and is still there. A failure the client did not watch (autopay, plan
+installments, an eCheck return) gets an email with a fresh pay link. Kinds only an eCheck can
+produce are in English only, since eCheck is offered to US firms only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from firmpay.ledger.codec import from_item
+from firmpay.models.ledger import Payment, PaymentStatus
+
+
+class EmailKind(StrEnum):
+    """The sort key of an email's sent-once marker, and the name of its templates."""
+
+    CLIENT_RECEIVED = "client_payment_received"
+    CLIENT_SUBMITTED = "client_payment_submitted"
+    CLIENT_FAILED = "client_payment_failed"
+    FIRM_RECEIVED = "firm_payment_received"
+    FIRM_RETURNED = "firm_payment_returned"
+
+    @property
+    def to_firm(self) -> bool:
+        return self.value.startswith("firm_")
+
+    @property
+    def needs_pay_link(self) -> bool:
+        return self is EmailKind.CLIENT_FAILED
+
+
+@dataclass(frozen=True)
+class PaymentChange:
+    """A payment as the stream shows it now, and its status before (None for an insert)."""
+
+    old_status: PaymentStatus | None
+    payment: Payment
+
+
+_KEY_ATTRIBUTES = ("pk", "sk", "gsi1pk", "gsi1sk", "entity")
+
+
+def _payment(image: Mapping[str, Any]) -> Payment:
+    values = {k: v for k, v in from_item(image).items() if k not in _KEY_ATTRIBUTES}
+    return Payment.model_validate(values)
+
+
+def payment_change(record: Mapping[str, Any]) -> PaymentChange | None:
+    """The change a DynamoDB stream record (Lambda's shape) carries; None if it is not a payment's.
+
+    Raises pydantic's ``ValidationError`` for a payment image that is not a valid payment: such a
+    record is reported as failed and ends in the dead-letter queue, never silently dropped.
+    """
+    stream = record.get("dynamodb") or {}
+    new_image = stream.get("NewImage")
+    if record.get("eventName") not in ("INSERT", "MODIFY") or not new_image:
+        return None
+    if new_image.get("entity") != {"S": "payment"}:
+        return None
+    old_image = stream.get("OldImage")
+    old_status = None
+    if old_image and "status" in old_image:
+        old_status = PaymentStatus(from_item({"status": old_image["status"]})["status"])
+    return PaymentChange(old_status=old_status, payment=_payment(new_image))
+
+
+def emails_for(change: PaymentChange) -> list[EmailKind]:
+    """The emails ``change`` produces, client first (see the table in this module's docstring)."""
+    payment, old = change.payment, change.old_status
+    new = payment.status
+    if old is new:
+        return []
+    echeck = payment.method.type == "echeck"
+    if new is PaymentStatus.SUCCEEDED:
+        if echeck and old is PaymentStatus.PROCESSING:
+            return [EmailKind.FIRM_RECEIVED]
+        return [EmailKind.CLIENT_RECEIVED, EmailKind.FIRM_RECEIVED]
+    if new is PaymentStatus.PROCESSING and echeck:
+        return [EmailKind.CLIENT_SUBMITTED]
+    if new is PaymentStatus.FAILED:
+        if echeck and old is PaymentStatus.PROCESSING:
+            return [EmailKind.CLIENT_FAILED, EmailKind.FIRM_RETURNED]
+        if payment.origin != "pay_page":
+            return [EmailKind.CLIENT_FAILED]
+    return []
+
+
+# NACHA return codes a client may see, in plain words.
+RETURN_REASONS: dict[str, dict[str, str]] = {
+    "en": {
+        "R01": "there were not enough funds in the account",
+        "R02": "the account is closed",
+        "R03": "the bank could not find the account",
+        "R04": "the account number is not valid",
+        "R05": "the bank was told this debit was not authorized",
+        "R07": "the authorization for this debit was revoked",
+        "R08": "a stop payment was placed on this debit",
+        "R09": "the funds in the account were not yet available",
+        "R10": "the account holder told the bank this debit was not authorized",
+        "R16": "the account is frozen",
+        "R20": "the account does not allow this kind of debit",
+        "R29": "the account holder told the bank this debit was not authorized",
+    },
+    "fr": {
+        "R01": "le compte n'avait pas les fonds suffisants",
+        "R02": "le compte est fermé",
+        "R03": "la banque n'a pas trouvé le compte",
+        "R04": "le numéro de compte n'est pas valide",
+        "R05": "la banque a été avisée que ce prélèvement n'était pas autorisé",
+        "R07": "l'autorisation de ce prélèvement a été révoquée",
+        "R08": "un arrêt de paiement a été placé sur ce prélèvement",
+        "R09": "les fonds du compte n'étaient pas encore disponibles",
+        "R10": "le titulaire a avisé la banque que ce prélèvement n'était pas autorisé",
+        "R16": "le compte est gelé",
+        "R20": "le compte n'accepte pas ce type de prélèvement",
+        "R29": "le titulaire a avisé la banque que ce prélèvement n'était pas autorisé",
+    },
+}
+
+
+def return_reason(code: str | None, lang: str = "en") -> str:
+    """A bank return code (``R01``...) as a person would say it."""
+    reasons = RETURN_REASONS["fr" if lang == "fr" else "en"]
+    if code and code in reasons:
+        return reasons[code]
+    return (
+        "votre banque ou l'émetteur de votre carte l'a refusé"
+        if lang == "fr"
+        else "your bank or card issuer declined it"
+    )

@@ -1,0 +1,352 @@
+"""Autopay: a firm charges a method its client stored, off-session, on checkout's machinery.
+
+One request (``AutopayRequest``: firm, payable, stored method, amount, the firm's idempotency key)
+goes through the same steps as a pay-page payment, without a browser:
+
+1. Every check reads only: the firm (and, on the IAM route, that the caller is one of its
+   principals), the firm's key (a repeat answers with the payment the key made, a different
+   request under a used key is a 409 ``idempotency_key_reused``), the payable (the firm's, open,
+   same currency, amount within the balance) and the method (the payable's client's, active,
+   stored with the client's consent). A refusal changes nothing.
+2. An unconfirmed PaymentIntent (Stripe Idempotency-Key derived from the firm, its key and the
+   request), then checkout's ``open_payment``: reserve + PENDING payment + the ``IDEM#`` item in
+   one transaction. Concurrent repeats land on the same payment row; a concurrent *different*
+   request under the same key loses the transaction and gets the 409.
+3. ``confirm_payment`` off-session (a bank account under its stored mandate) and ``apply_intent``.
+   A card that needs authentication fails with ``authentication_required`` (Stripe declines
+   off-session confirmations that need 3-D Secure); the confirmation-email stream emails the
+   client a pay link to finish on-session for any failed payment not made on the pay page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from firmpay.errors import (
+    CurrencyNotAccepted,
+    FirmPayError,
+    IdempotencyKeyReused,
+    MethodNotAllowed,
+    MethodUnusable,
+    MethodWithoutConsent,
+    NotFound,
+    ServiceUnavailable,
+)
+from firmpay.ledger import Ledger
+from firmpay.ledger.errors import IdempotencyKeyTaken
+from firmpay.models.api import AutopayOut, AutopayRequest, MoneyOut
+from firmpay.models.ledger import (
+    Firm,
+    IdempotencyRecord,
+    Payable,
+    Payment,
+    PaymentStatus,
+    Review,
+    StoredMethod,
+)
+from firmpay.observability import logger
+from firmpay.payments.checkout import (
+    STORE_METHOD_TEXT_VERSION,
+    check_amount,
+    confirm_payment,
+    open_payment,
+    payment_id_for,
+    sha256_hex,
+)
+from firmpay.payments.firm_admin import authorized_firm, is_resource_id
+from firmpay.payments.processor import IntentRequest, PaymentProcessor, ProcessorUnavailable
+
+# Consent texts under which a client agreed that the firm may charge the stored method later.
+STORE_CONSENT_VERSIONS = frozenset({STORE_METHOD_TEXT_VERSION})
+AUTHENTICATION_REQUIRED = "authentication_required"
+_AUTHENTICATION_MESSAGE = (
+    "The card issuer asks the client to authenticate this payment; it cannot be charged off-session."
+)
+Origin = Literal["autopay", "plan"]
+
+
+@dataclass(frozen=True)
+class AutopayOutcome:
+    payment: Payment
+    balance_minor: int
+    replayed: bool
+
+
+def request_fingerprint(request: AutopayRequest) -> str:
+    """What makes two requests under one key "the same request"."""
+    return sha256_hex(request.model_dump_json())
+
+
+def charge_stored_method(
+    ledger: Ledger,
+    processor: PaymentProcessor,
+    request: AutopayRequest,
+    now: datetime,
+    caller_arn: str | None = None,
+    origin: Origin = "autopay",
+) -> AutopayOutcome:
+    """Charge ``request.method_id`` for ``request.payable_id`` at most once per firm key.
+
+    ``caller_arn`` is the IAM caller of the route (it must be a principal of the firm); a direct
+    invoke is already authorized by IAM (``lambda:InvokeFunction``) and passes None.
+    """
+    firm = _firm(ledger, request.firm_id, caller_arn)
+    fingerprint = request_fingerprint(request)
+    replay = _replay(ledger, firm.firm_id, request.idempotency_key, fingerprint)
+    if replay is not None:
+        return replay
+    payable = _payable(ledger, firm, request.payable_id)
+    method = chargeable_method(ledger, firm, payable, request.method_id, now)
+    if request.currency is not None and request.currency != payable.currency:
+        raise CurrencyNotAccepted(f"This payable is in {payable.currency}, not {request.currency}.")
+    check_amount(payable, request.amount_minor)
+    mandate_id = _mandate_of(method)
+    review = _create_intent(processor, firm, payable, method, request, fingerprint, origin, now)
+    idempotency = IdempotencyRecord(
+        firm_id=firm.firm_id,
+        idempotency_key=request.idempotency_key,
+        fingerprint=fingerprint,
+        payable_id=payable.payable_id,
+        payment_id=payment_id_for(review.review_id),
+        created_at=now,
+    )
+    try:
+        payment, created = open_payment(ledger, review, payable, now, origin=origin, idempotency=idempotency)
+    except IdempotencyKeyTaken:
+        _cancel_quietly(processor, review)
+        replay = _replay(ledger, firm.firm_id, request.idempotency_key, fingerprint)
+        if replay is None:
+            raise ServiceUnavailable() from None
+        return replay
+    except ServiceUnavailable:
+        # Concurrent repeats of one request collide on the same rows; the winner's answer is ours.
+        replay = _replay(ledger, firm.firm_id, request.idempotency_key, fingerprint)
+        if replay is None:
+            raise
+        return replay
+    except FirmPayError:
+        _cancel_quietly(processor, review)  # the balance went elsewhere meanwhile: nothing charged
+        raise
+    if payment.status is PaymentStatus.PENDING:
+        try:
+            payment = confirm_payment(ledger, processor, payment, off_session=True, mandate_id=mandate_id)
+        except ServiceUnavailable:
+            if created:
+                raise
+            # A concurrent repeat is confirming this payment right now: report it as it stands.
+    if payment.status is PaymentStatus.REQUIRES_ACTION:
+        payment = _fail_for_authentication(ledger, processor, payment)
+    if created:
+        logger.info(
+            "stored method charged",
+            extra={"payment_id": payment.payment_id, "origin": origin, "status": payment.status.value},
+        )
+    return AutopayOutcome(payment, _balance(ledger, payment.payable_id), replayed=not created)
+
+
+def chargeable_method(ledger: Ledger, firm: Firm, payable: Payable, method_id: str, now: datetime) -> StoredMethod:
+    """The payable's client's stored method, if it may be charged off-session now.
+
+    A method of another client or firm is "not found" here (the lookup is by this payable's firm
+    and client); a revoked or returned one is ``method_unusable``; one stored without the client's
+    consent to future charges is ``method_without_consent``.
+    """
+    method = ledger.get_method(firm.firm_id, payable.client_id, method_id) if is_resource_id(method_id) else None
+    if method is None:
+        raise NotFound("No such stored payment method for this payable's client.")
+    if method.status != "active":
+        raise MethodUnusable(
+            "This stored payment method was removed."
+            if method.status == "revoked"
+            else "This stored payment method can no longer be charged (it was declined or returned by the bank)."
+        )
+    if method.consent.text_version not in STORE_CONSENT_VERSIONS:
+        raise MethodWithoutConsent()
+    summary = method.summary
+    expiry = (summary.exp_year or 0, summary.exp_month or 0)
+    if summary.type == "card" and summary.exp_year and expiry < (now.year, now.month):
+        raise MethodUnusable("The stored card has expired.")
+    if summary.type == "echeck" and not firm.offers_echeck:
+        raise MethodNotAllowed("eCheck is offered to US firms only.")
+    return method
+
+
+def autopay_result(outcome: AutopayOutcome) -> AutopayOut:
+    payment = outcome.payment
+
+    def money(amount_minor: int) -> MoneyOut:
+        return MoneyOut(amount_minor=amount_minor, currency=payment.currency)
+
+    return AutopayOut(
+        payment_id=payment.payment_id,
+        reference=payment.reference,
+        payable_id=payment.payable_id,
+        method=payment.method.label(),
+        origin=payment.origin,
+        amount=money(payment.amount_minor),
+        status=payment.status,
+        failure_code=payment.failure_code,
+        balance=money(outcome.balance_minor),
+        replayed=outcome.replayed,
+        created_at=payment.created_at,
+    )
+
+
+# -- steps -----------------------------------------------------------------------------------------
+
+
+def _firm(ledger: Ledger, firm_id: str, caller_arn: str | None) -> Firm:
+    if caller_arn is not None:
+        return authorized_firm(ledger, firm_id, caller_arn)
+    firm = ledger.get_firm(firm_id) if is_resource_id(firm_id) else None
+    if firm is None:
+        raise NotFound("No such firm.")
+    return firm
+
+
+def _payable(ledger: Ledger, firm: Firm, payable_id: str) -> Payable:
+    payable = ledger.get_payable(payable_id) if is_resource_id(payable_id) else None
+    if payable is None or payable.firm_id != firm.firm_id:
+        raise NotFound("No such bill or trust request at this firm.")
+    return payable
+
+
+def _replay(ledger: Ledger, firm_id: str, key: str, fingerprint: str) -> AutopayOutcome | None:
+    """The first answer for a key seen before; a different request under it is refused."""
+    record = ledger.get_idempotency(firm_id, key)
+    if record is None:
+        return None
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReused()
+    payment = ledger.get_payment(record.payable_id, record.payment_id)
+    if payment is None:  # written in one transaction with the key: cannot happen
+        raise ServiceUnavailable()
+    return AutopayOutcome(payment, _balance(ledger, payment.payable_id), replayed=True)
+
+
+def _mandate_of(method: StoredMethod) -> str | None:
+    """The debit mandate a stored bank account is charged under (cards need none).
+
+    Without a recorded mandate id, Stripe uses the account's active multi-use mandate, the one
+    made when the client paid with ``setup_future_usage`` and agreed to future debits.
+    """
+    return method.mandate_id if method.summary.type == "echeck" else None
+
+
+def _create_intent(
+    processor: PaymentProcessor,
+    firm: Firm,
+    payable: Payable,
+    method: StoredMethod,
+    request: AutopayRequest,
+    fingerprint: str,
+    origin: Origin,
+    now: datetime,
+) -> Review:
+    """The unconfirmed intent (nothing charged yet), and the in-memory review checkout opens."""
+    review_id = "rev_" + sha256_hex(f"{origin}#{firm.firm_id}#{request.idempotency_key}#{fingerprint}")[:24]
+    destination = payable.destination
+    kind = "Trust deposit" if payable.kind == "trust_request" else "Bill"
+    try:
+        intent = processor.create_intent(
+            IntentRequest(
+                amount_minor=request.amount_minor,
+                currency=payable.currency,
+                payment_method_id=method.processor_method_id,
+                method_type="card" if method.summary.type == "card" else "us_bank_account",
+                idempotency_key=f"fp-review-{review_id}",
+                customer_id=method.processor_customer_id,
+                description=f"{firm.name} - {kind} {payable.number}",
+                metadata={
+                    "firm_id": firm.firm_id,
+                    "payable_id": payable.payable_id,
+                    "review_id": review_id,
+                    "payment_id": payment_id_for(review_id),
+                    "destination": destination,
+                    "origin": origin,
+                    "method_id": method.method_id,
+                },
+            )
+        )
+    except ProcessorUnavailable as error:
+        raise ServiceUnavailable() from error
+    return Review(
+        review_id=review_id,
+        payable_id=payable.payable_id,
+        firm_id=firm.firm_id,
+        client_id=payable.client_id,
+        amount_minor=request.amount_minor,
+        currency=payable.currency,
+        method=method.summary,
+        payable_version=payable.version,
+        destination=destination,
+        destination_account=firm.trust_account if destination == "trust" else firm.operating_account,
+        processor_intent_id=intent.intent_id,
+        processor_customer_id=method.processor_customer_id,
+        processor_method_id=method.processor_method_id,
+        expires_at=now + timedelta(minutes=15),
+        created_at=now,
+    )
+
+
+def _fail_for_authentication(ledger: Ledger, processor: PaymentProcessor, payment: Payment) -> Payment:
+    """An off-session charge that asks for 3-D Secure: nobody is there to answer, so it fails.
+
+    The ledger first (the payment ends failed with ``authentication_required``, the balance is
+    released), then the intent is canceled so it can never be completed later.
+    """
+    failure = {"failure_code": AUTHENTICATION_REQUIRED, "failure_message": _AUTHENTICATION_MESSAGE}
+    released = ledger.release(payment, PaymentStatus.FAILED, **failure)
+    assert payment.processor_intent_id is not None
+    try:
+        processor.cancel_intent(payment.processor_intent_id, f"fp-cancel-{payment.payment_id}")
+    except ProcessorUnavailable:
+        logger.warning("could not cancel an intent that needs authentication", extra={"payment": payment.payment_id})
+    if released:
+        return payment.model_copy(update={**failure, "status": PaymentStatus.FAILED})
+    current = ledger.get_payment(payment.payable_id, payment.payment_id)
+    assert current is not None
+    return current
+
+
+def _cancel_quietly(processor: PaymentProcessor, review: Review) -> None:
+    """Cancel an intent that will never be confirmed (nothing was charged; tidier at Stripe)."""
+    if review.processor_intent_id is None:
+        return
+    try:
+        processor.cancel_intent(review.processor_intent_id, f"fp-cancel-{review.review_id}")
+    except Exception:  # best effort: an unconfirmed intent charges nothing
+        logger.info("unconfirmed autopay intent left at the processor", extra={"review_id": review.review_id})
+
+
+def _balance(ledger: Ledger, payable_id: str) -> int:
+    payable = ledger.get_payable(payable_id)
+    return payable.balance_minor if payable else 0
+
+
+def direct_invoke(
+    ledger: Ledger, processor: PaymentProcessor, event: object, now: datetime
+) -> dict[str, int | dict[str, object]]:
+    """A ``lambda:InvokeFunction`` payload -> ``{"statusCode", "body"}``, shaped like the route's answer.
+
+    Bad input is a 422 ``invalid_request`` naming the fields; domain refusals keep their codes.
+    """
+    from pydantic import ValidationError
+
+    from firmpay.errors import InvalidRequest
+
+    try:
+        request = AutopayRequest.model_validate(event)
+    except ValidationError as error:
+        fields = [
+            {"field": ".".join(str(part) for part in p["loc"]) or "payload", "problem": p["msg"]}
+            for p in error.errors()
+        ]
+        return {"statusCode": 422, "body": InvalidRequest(fields=fields).body()}
+    try:
+        outcome = charge_stored_method(ledger, processor, request, now)
+    except FirmPayError as error:
+        return {"statusCode": error.status, "body": error.body()}
+    return {"statusCode": 200, "body": autopay_result(outcome).model_dump(mode="json")}

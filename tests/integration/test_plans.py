@@ -1,0 +1,239 @@
+"""Payment plans on the local stack: created through the firm API, installments charged by the
+scheduled run with a test clock (``now`` is a parameter: no sleeping), through autopay."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+
+from firmpay.gateways.stripe_gateway import StripeGateway
+from firmpay.payments.plans import PlanRunReport, due_at, run_due_installments
+from local.stack import LocalStack
+from tests.integration.conftest import FirmClient, table_snapshot
+from tests.support.autopay_stack import Autopay, autopay_for, charged, decline_next
+from tests.support.card_stack import CARD_3DS, CARD_OK, quiet_table
+
+TODAY = datetime.now(UTC).date()
+
+
+class Plan:
+    """One plan of one payable, through the firm API."""
+
+    def __init__(self, autopay: Autopay, **body: Any) -> None:
+        self.autopay = autopay
+        billed = autopay.link.billed
+        self.base = f"/firm/firms/{billed.firm.firm_id}/payables/{billed.payable.payable_id}/plans"
+        self.client = FirmClient(autopay.stack.urls["gateway"])
+        created = self.client.call("POST", self.base, {"method_id": autopay.method.method_id, **body})
+        assert created.status_code == 201, created.text
+        self.created = created.json()
+        self.plan_id = self.created["plan_id"]
+
+    def state(self) -> dict[str, Any]:
+        plans = self.client.call("GET", self.base).json()["plans"]
+        return next(p for p in plans if p["plan_id"] == self.plan_id)  # type: ignore[no-any-return]
+
+    def action(self, name: str) -> requests.Response:
+        return self.client.call("POST", f"{self.base}/{self.plan_id}/{name}")
+
+    def due(self, number: int) -> datetime:
+        return due_at(date.fromisoformat(self.created["start_on"]), self.created["frequency"], number)
+
+    def charges(self) -> list[int]:
+        return sorted(int(pi.amount) for pi in charged(self.autopay.link.intents()))
+
+
+def run(at: datetime) -> PlanRunReport:
+    return run_due_installments(_ledger(), StripeGateway(), at)
+
+
+def _ledger() -> Any:
+    from firmpay.ledger import default_ledger
+
+    return default_ledger()
+
+
+def monthly_plan(stack: LocalStack, number: str = CARD_OK, total: int = 100_000) -> Plan:
+    autopay = autopay_for(stack, number, amounts=(total,))
+    return Plan(autopay, installments=3, frequency="monthly", start_on=TODAY.isoformat())
+
+
+def test_three_monthly_installments_with_a_failure_and_a_retry_end_paid_with_the_exact_remainder(
+    stack: LocalStack,
+) -> None:
+    # Given a bill of 1,000.00 on a plan of 3 monthly installments starting today
+    plan = monthly_plan(stack)
+    link = plan.autopay.link
+    assert plan.created["installment"] == {"amount_minor": 33_333, "currency": "USD"}
+    assert plan.created["next_due_at"] == plan.due(1).isoformat().replace("+00:00", "Z")
+
+    # Nothing is charged before the first due time
+    run(plan.due(1) - timedelta(minutes=1))
+    assert plan.charges() == []
+
+    # Installment 1
+    run(plan.due(1))
+    assert plan.charges() == [33_333]
+    assert link.invariant().balance_minor == 66_667
+    run(plan.due(1) + timedelta(minutes=15))  # the next scheduled run charges nothing more
+    assert plan.charges() == [33_333]
+    assert plan.state()["next_installment"] == 2
+
+    # Installment 2 is declined once, then retried a day later
+    decline_next(stack, plan.autopay.method.processor_method_id)
+    run(plan.due(2))
+    state = plan.state()
+    assert (state["attempts"], state["last_failure_code"], state["status"]) == (1, "insufficient_funds", "active")
+    assert link.invariant().balance_minor == 66_667
+    run(plan.due(2) + timedelta(hours=12))  # not yet: the retry is a day later
+    assert plan.charges() == [33_333]
+    run(plan.due(2) + timedelta(days=1))
+    assert plan.charges() == [33_333, 33_333]
+    assert link.invariant().balance_minor == 33_334
+    assert plan.state()["attempts"] == 0
+
+    # Installment 3 charges the exact remainder and the plan completes
+    run(plan.due(3))
+    assert plan.charges() == [33_333, 33_333, 33_334]
+    payable = link.invariant()
+    assert (payable.paid_minor, payable.balance_minor, payable.status.value) == (100_000, 0, "paid")
+    state = plan.state()
+    assert (state["status"], state["charged"]["amount_minor"], state["next_due_at"]) == ("completed", 100_000, None)
+    run(plan.due(3) + timedelta(days=40))
+    assert len(link.intents()) == 4  # three charges and the one declined attempt
+    origins = {p.origin for p in link.ledger.get_payable_with_payments(link.payable_id)[1]}
+    assert origins == {"plan"}
+
+
+def test_a_plan_stops_when_the_client_pays_the_rest_on_the_pay_page(stack: LocalStack) -> None:
+    plan = monthly_plan(stack)
+    link = plan.autopay.link
+    run(plan.due(1))
+    assert plan.charges() == [33_333]
+
+    # the client pays the rest through the pay link
+    paid = link.pay(CARD_OK, amount=66_667)
+    assert paid["status"] == "succeeded"
+    link.invariant()
+
+    run(plan.due(2))
+    state = plan.state()
+    assert (state["status"], state["status_reason"]) == ("stopped", "paid_another_way")
+    assert plan.charges() == [33_333, 66_667]
+    assert link.invariant().status.value == "paid"
+
+
+def test_a_plan_stops_when_its_payable_is_voided(stack: LocalStack) -> None:
+    plan = monthly_plan(stack)
+    plan.autopay.link.ledger.void_payable(plan.autopay.link.payable_id, datetime.now(UTC))
+
+    run(plan.due(1))
+
+    assert (plan.state()["status"], plan.state()["status_reason"]) == ("stopped", "payable_void")
+    assert plan.autopay.link.intents() == []
+
+
+def test_three_failed_attempts_pause_the_plan(stack: LocalStack) -> None:
+    plan = monthly_plan(stack)
+    method = plan.autopay.method.processor_method_id
+    for attempt in range(3):
+        decline_next(stack, method)
+        run(plan.due(1) + timedelta(days=attempt))
+
+    state = plan.state()
+    assert (state["status"], state["status_reason"], state["attempts"]) == ("paused", "installment_failed", 3)
+    run(plan.due(1) + timedelta(days=10))
+    assert plan.charges() == []
+    assert plan.autopay.link.invariant().balance_minor == 100_000
+
+    # resumed by the firm: the overdue installment is charged at the next run
+    resumed = plan.action("resume")
+    assert resumed.status_code == 200, resumed.text
+    run(max(plan.due(1) + timedelta(days=3), datetime.now(UTC)) + timedelta(minutes=1))
+    assert plan.charges() == [33_333]
+
+
+def test_a_card_that_needs_authentication_pauses_the_plan_at_once(stack: LocalStack) -> None:
+    plan = monthly_plan(stack, CARD_3DS)
+
+    run(plan.due(1))
+
+    state = plan.state()
+    assert (state["status"], state["status_reason"]) == ("paused", "authentication_required")
+    assert state["last_failure_code"] == "authentication_required"
+    assert plan.autopay.link.invariant().balance_minor == 100_000
+
+
+def test_a_paused_plan_charges_nothing_until_resumed_and_a_canceled_one_never(stack: LocalStack) -> None:
+    plan = monthly_plan(stack)
+
+    paused = plan.action("pause")
+    assert (paused.status_code, paused.json()["status"]) == (200, "paused")
+    run(plan.due(1))
+    assert plan.charges() == []
+
+    resumed = plan.action("resume")
+    assert resumed.json()["status"] == "active"
+    run(max(plan.due(1), datetime.now(UTC)) + timedelta(minutes=1))
+    assert plan.charges() == [33_333]
+
+    canceled = plan.action("cancel")
+    assert canceled.json()["status"] == "canceled"
+    run(plan.due(3) + timedelta(days=1))
+    assert plan.charges() == [33_333]
+    assert plan.action("cancel").status_code == 200  # canceling twice is harmless
+    refused = plan.action("resume")
+    assert (refused.status_code, refused.json()["code"]) == (409, "conflict")
+
+
+def test_the_scheduled_event_runs_due_installments(stack: LocalStack) -> None:
+    answer = stack.invoke("autopay_charge", {"action": "run_due_installments"})
+
+    assert isinstance(answer["due"], int)
+
+
+BAD_PLANS = {
+    "both amount and count": {"installments": 3, "installment_minor": 10_000},
+    "neither amount nor count": {},
+    "unknown frequency": {"installments": 3, "frequency": "daily"},
+    "fractional amount": {"installment_minor": 100.5},
+    "too many installments": {"installments": 500},
+    "start in the past": {"installments": 3, "start_on": (TODAY - timedelta(days=1)).isoformat()},
+    "start not a date": {"installments": 3, "start_on": "next week"},
+    "unknown method": {"installments": 3, "method_id": "mth_unknown"},
+    "installment over the balance": {"installment_minor": 100_001},
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PLANS))
+def test_a_bad_plan_is_refused_and_changes_nothing(stack: LocalStack, case: str) -> None:
+    autopay = autopay_for(stack, amounts=(100_000,))
+    billed = autopay.link.billed
+    body = {"method_id": autopay.method.method_id, "frequency": "monthly", "start_on": TODAY.isoformat()}
+    body = {**body, **BAD_PLANS[case]}
+    before = quiet_table(stack)
+
+    answer = FirmClient(stack.urls["gateway"]).call(
+        "POST", f"/firm/firms/{billed.firm.firm_id}/payables/{billed.payable.payable_id}/plans", body
+    )
+
+    assert 400 <= answer.status_code < 500, answer.text
+    assert answer.json()["code"] in {"invalid_request", "not_found", "amount_over_balance"}
+    assert table_snapshot(stack) == before
+
+
+def test_a_second_running_plan_for_one_payable_is_refused(stack: LocalStack) -> None:
+    plan = monthly_plan(stack)
+    before = quiet_table(stack)
+
+    again = plan.client.call(
+        "POST",
+        plan.base,
+        {"method_id": plan.autopay.method.method_id, "installments": 2, "frequency": "weekly", "start_on": str(TODAY)},
+    )
+
+    assert (again.status_code, again.json()["code"]) == (409, "conflict")
+    assert table_snapshot(stack) == before

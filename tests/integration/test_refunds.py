@@ -1,0 +1,482 @@
+"""Refunds through the local stack: the firm's SigV4-signed refund route, the Stripe emulator's
+refunds (through the real stripe SDK), its signed charge.refunded events, and the ledger invariant
+after every step. Refusals answer a stable code and change nothing in the ledger."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from firmpay.errors import ServiceUnavailable
+from firmpay.models.ledger import MethodSummary, PaymentStatus
+from firmpay.payments import refunds as refund_cases
+from local.stack import LocalStack
+from tests.integration.conftest import OTHER_KEY, FirmClient, table_snapshot
+from tests.support.card_stack import (
+    StackLink,
+    forget_failed_attempts,
+    open_link,
+    post_webhook,
+    quiet_table,
+    set_webhook_delivery,
+    signed_event,
+)
+from tests.support.factories import card_payment
+
+pytestmark = pytest.mark.integration
+
+TOTAL = 150_050
+
+
+@pytest.fixture(autouse=True)
+def _fresh_attempts(stack: LocalStack) -> Iterator[None]:
+    yield
+    forget_failed_attempts(stack)
+
+
+@pytest.fixture
+def no_webhooks(stack: LocalStack) -> Iterator[None]:
+    """The emulator's own deliveries go nowhere: the test alone decides which events arrive."""
+    set_webhook_delivery(stack, enabled=False)
+    yield
+    set_webhook_delivery(stack, enabled=True)
+
+
+def firm_api(stack: LocalStack, key: str | None = None) -> FirmClient:
+    return FirmClient(stack.urls["gateway"], key) if key else FirmClient(stack.urls["gateway"])
+
+
+def refunds_path(link: StackLink, payment_id: str) -> str:
+    return f"/firm/firms/{link.billed.firm.firm_id}/payables/{link.payable_id}/payments/{payment_id}/refunds"
+
+
+def refund(link: StackLink, payment_id: str, amount: int | None = None, key: str | None = None, **body: Any) -> Any:
+    payload = {"reason": "requested_by_customer", "idempotency_key": key or uuid.uuid4().hex, **body}
+    if amount is not None:
+        payload["amount_minor"] = amount
+    return firm_api(link.stack).call("POST", refunds_path(link, payment_id), payload)
+
+
+def paid(stack: LocalStack, **billed: Any) -> tuple[StackLink, str]:
+    """A payable paid in full by card through the pay page; its payment id."""
+    link = open_link(stack, **billed)
+    result = link.pay()
+    assert result["status"] == "succeeded", result
+    return link, result["payment_id"]
+
+
+def settled_table(stack: LocalStack) -> list[dict[str, Any]]:
+    """The table once the stream (emails) and the emulator's webhooks have quieted down."""
+    stack.poller.drain()
+    return quiet_table(stack)
+
+
+def stripe_refunded(link: StackLink) -> int:
+    return sum(int(c.amount_refunded) for c in link.charges())
+
+
+def payable_view(link: StackLink) -> dict[str, Any]:
+    answer = firm_api(link.stack).call("GET", f"/firm/firms/{link.billed.firm.firm_id}/payables/{link.payable_id}")
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+# -- refunds that go through ---------------------------------------------------------------------
+
+
+def test_a_full_refund_gives_the_bill_its_balance_back(stack: LocalStack) -> None:
+    link, payment_id = paid(stack)
+
+    answer = refund(link, payment_id)
+
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert (body["status"], body["amount"], body["booking"]) == (
+        "succeeded",
+        {"amount_minor": TOTAL, "currency": "USD"},
+        "balance_restored",
+    )
+    payable = link.invariant()
+    assert (payable.paid_minor, payable.balance_minor, payable.refunded_minor) == (0, TOTAL, TOTAL)
+    assert stripe_refunded(link) == TOTAL
+    payment = link.ledger.get_payment(link.payable_id, payment_id)
+    assert (payment.refunded_minor, payment.refunding_minor) == (TOTAL, 0)
+    assert payment.last_refund is not None
+    assert (payment.last_refund.status.value, payment.last_refund.amount_minor) == ("succeeded", TOTAL)
+
+
+def test_the_firm_sees_each_refund_on_its_payment_without_processor_ids(stack: LocalStack) -> None:
+    link, payment_id = paid(stack)
+    refund(link, payment_id, 20_000, reason="duplicate")
+    refund(link, payment_id, 5_000, reason="other", note="Goodwill credit")
+
+    view = payable_view(link)
+
+    assert view["paid"]["amount_minor"] == TOTAL - 25_000
+    assert view["refunded"]["amount_minor"] == 25_000
+    assert view["balance"]["amount_minor"] == 25_000
+    assert view["status"] == "partially_paid"
+    (payment,) = view["payments"]
+    assert payment["refunded"]["amount_minor"] == 25_000
+    assert [(r["amount"]["amount_minor"], r["reason"], r["note"], r["status"]) for r in payment["refunds"]] == [
+        (20_000, "duplicate", "", "succeeded"),
+        (5_000, "other", "Goodwill credit", "succeeded"),
+    ]
+    text = json.dumps(view)
+    assert not re.search(r"\b(re|pi|ch|pm|cus)_[A-Za-z0-9]{8,}", text), text
+    assert "fp-refund" not in text
+
+
+def test_two_partial_refunds_sum_to_the_total_and_one_more_is_refused(stack: LocalStack) -> None:
+    link, payment_id = paid(stack)
+
+    first = refund(link, payment_id, 50_000)
+    assert first.status_code == 201, first.text
+    assert link.invariant().balance_minor == 50_000
+    second = refund(link, payment_id, TOTAL - 50_000)
+    assert second.status_code == 201, second.text
+    payable = link.invariant()
+    assert (payable.paid_minor, payable.balance_minor) == (0, TOTAL)
+    before = settled_table(stack)
+
+    more = refund(link, payment_id, 1)
+
+    assert more.status_code == 422, more.text
+    assert more.json()["code"] == "refund_exceeds_payment"
+    assert more.json()["details"] == {"refundable_minor": 0}
+    assert table_snapshot(stack) == before
+    assert stripe_refunded(link) == TOTAL
+    link.invariant()
+
+
+def test_a_refund_over_what_is_left_is_refused(stack: LocalStack) -> None:
+    link, payment_id = paid(stack)
+    assert refund(link, payment_id, 100_000).status_code == 201
+    before = settled_table(stack)
+
+    over = refund(link, payment_id, 50_051)
+
+    assert over.status_code == 422, over.text
+    assert over.json()["code"] == "refund_exceeds_payment"
+    assert over.json()["details"] == {"refundable_minor": 50_050}
+    assert table_snapshot(stack) == before
+    assert link.invariant().paid_minor == 50_050
+
+
+def test_a_trust_refund_is_a_disbursement_back_to_the_client(stack: LocalStack) -> None:
+    link, payment_id = paid(stack, kind="trust_request", amounts=(500_000,))
+
+    answer = refund(link, payment_id, 200_000)
+
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["booking"] == "trust_disbursement"
+    payable = link.invariant()
+    # The trust request does not ask for the money again: its balance stays 0.
+    assert (payable.total_minor, payable.paid_minor, payable.balance_minor) == (500_000, 300_000, 0)
+    assert payable.refunded_minor == 200_000
+    view = payable_view(link)
+    assert (view["paid"]["amount_minor"], view["refunded"]["amount_minor"]) == (300_000, 200_000)
+
+
+def test_the_same_idempotency_key_never_refunds_twice(stack: LocalStack) -> None:
+    link, payment_id = paid(stack)
+
+    first = refund(link, payment_id, 10_000, key="refund-run-42")
+    again = refund(link, payment_id, 10_000, key="refund-run-42")
+    other = refund(link, payment_id, 20_000, key="refund-run-42")
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert first.json()["refund_id"] == again.json()["refund_id"]
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_key_reused"
+    assert stripe_refunded(link) == 10_000
+    assert link.invariant().refunded_minor == 10_000
+
+
+def test_the_idempotency_key_may_come_in_a_header(stack: LocalStack) -> None:
+    link, payment_id = paid(stack)
+    api = firm_api(stack)
+    url = api.base + refunds_path(link, payment_id)
+    body = json.dumps({"amount_minor": 1_000, "reason": "duplicate"})
+    from local.gateway import sign_request
+
+    def send() -> Any:
+        import requests
+
+        headers = sign_request(
+            "POST", url, body, api.access_key, {"Content-Type": "application/json", "Idempotency-Key": "hdr-1"}
+        )
+        return requests.post(url, data=body.encode(), headers=headers, timeout=30)
+
+    first, again = send(), send()
+
+    assert (first.status_code, again.status_code) == (201, 201), first.text
+    assert first.json()["refund_id"] == again.json()["refund_id"]
+    assert link.invariant().refunded_minor == 1_000
+
+
+# -- refusals ------------------------------------------------------------------------------------
+
+
+def test_refunds_of_payments_that_did_not_succeed_are_refused(stack: LocalStack) -> None:
+    link = open_link(stack)
+    declined = link.pay("4000000000009995")
+    assert declined["status"] == "failed"
+    in_flight = card_payment(link.billed, 10_000)
+    assert link.ledger.reserve(in_flight)
+    before = settled_table(stack)
+
+    answers = [refund(link, declined["payment_id"]), refund(link, in_flight.payment_id, 5_000)]
+
+    assert [(a.status_code, a.json()["code"]) for a in answers] == [(409, "payment_not_refundable")] * 2
+    assert table_snapshot(stack) == before
+    link.invariant()
+
+
+def test_an_echeck_payment_is_refundable_only_once_settled(stack: LocalStack) -> None:
+    # The ACH emulator is another engineer's: the eCheck payment is written through the Ledger,
+    # on a PaymentIntent that succeeded at the Stripe emulator (standing in for the ACH debit).
+    link = open_link(stack)
+    intent = link.stripe.v1.payment_intents.create(
+        params={"amount": 40_000, "currency": "usd", "payment_method": link.card(), "confirm": True}
+    )
+    assert intent.status == "succeeded"
+    payment = card_payment(link.billed, 40_000).model_copy(
+        update={
+            "method": MethodSummary(type="echeck", bank_name="Chase", last4="6789"),
+            "processor_intent_id": intent.id,
+        }
+    )
+    assert link.ledger.reserve(payment)
+    processing = link.ledger.update_reserved_payment(payment, status=PaymentStatus.PROCESSING)
+    assert processing is not None
+    before = settled_table(stack)
+
+    early = refund(link, payment.payment_id)
+
+    assert (early.status_code, early.json()["code"]) == (409, "payment_not_refundable")
+    assert "settled" in early.json()["message"]
+    assert table_snapshot(stack) == before
+
+    assert link.ledger.settle(processing, fee_minor=320)
+    later = refund(link, payment.payment_id, reason="fraudulent")
+
+    assert later.status_code == 201, later.text
+    assert (later.json()["status"], later.json()["amount"]["amount_minor"]) == ("succeeded", 40_000)
+    payable = link.invariant()
+    assert (payable.paid_minor, payable.balance_minor) == (0, TOTAL)
+
+
+def test_another_firm_cannot_refund(stack: LocalStack) -> None:
+    link, payment_id = paid(stack)
+    elsewhere, _ = paid(stack)
+    before = settled_table(stack)
+    body = {"reason": "fraudulent", "idempotency_key": "k-1"}
+
+    foreign = firm_api(stack, OTHER_KEY).call("POST", refunds_path(link, payment_id), body)
+    # My firm's path, with a payable of another firm (the same principal owns both here, so use
+    # the first firm's id with the second firm's payable).
+    crossed = firm_api(stack).call(
+        "POST",
+        f"/firm/firms/{link.billed.firm.firm_id}/payables/{elsewhere.payable_id}/payments/{payment_id}/refunds",
+        body,
+    )
+
+    assert (foreign.status_code, foreign.json()["code"]) == (403, "forbidden")
+    assert (crossed.status_code, crossed.json()["code"]) == (404, "not_found")
+    assert table_snapshot(stack) == before
+
+
+@pytest.fixture(scope="module")
+def paid_once(stack: LocalStack) -> tuple[StackLink, str]:
+    return paid(stack)
+
+
+BAD_INPUT = [
+    ("malformed json", '{"reason": ', 400, "malformed_json"),
+    ("amount as text", {"amount_minor": "100"}, 422, "invalid_request"),
+    ("amount as float", {"amount_minor": 10.5}, 422, "invalid_request"),
+    ("amount as bool", {"amount_minor": True}, 422, "invalid_request"),
+    ("zero amount", {"amount_minor": 0}, 422, "invalid_request"),
+    ("negative amount", {"amount_minor": -500}, 422, "invalid_request"),
+    ("unknown reason", {"reason": "changed_mind"}, 422, "invalid_request"),
+    ("missing reason", {"reason": None}, 422, "invalid_request"),
+    ("other without note", {"reason": "other"}, 422, "invalid_request"),
+    ("unknown field", {"refund_all": True}, 422, "invalid_request"),
+    ("no idempotency key", {"idempotency_key": None}, 422, "invalid_request"),
+    ("bad idempotency key", {"idempotency_key": "has spaces"}, 422, "invalid_request"),
+    ("note with control chars", {"note": "a\x07b"}, 422, "invalid_request"),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "status", "code"), BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_is_refused_and_changes_nothing(
+    stack: LocalStack, paid_once: tuple[StackLink, str], case: str, change: Any, status: int, code: str
+) -> None:
+    link, payment_id = paid_once
+    before = settled_table(stack)
+    api = firm_api(stack)
+    if isinstance(change, str):
+        answer = api.call("POST", refunds_path(link, payment_id), raw=change)
+    else:
+        body = {"reason": "duplicate", "idempotency_key": f"bad-{uuid.uuid4().hex}", **change}
+        answer = api.call("POST", refunds_path(link, payment_id), {k: v for k, v in body.items() if v is not None})
+
+    assert (answer.status_code, answer.json()["code"]) == (status, code), answer.text
+    assert table_snapshot(stack) == before
+    assert link.invariant().refunded_minor == 0
+
+
+def test_an_unknown_payment_is_not_found(stack: LocalStack, paid_once: tuple[StackLink, str]) -> None:
+    link, _ = paid_once
+    elsewhere, their_payment = paid(stack)
+    before = settled_table(stack)
+
+    answers = [refund(link, "pay_000000000000000000000000"), refund(link, their_payment), refund(link, "pay.x")]
+
+    assert [(a.status_code, a.json()["code"]) for a in answers] == [(404, "not_found")] * 3
+    assert table_snapshot(stack) == before
+    assert elsewhere.invariant().refunded_minor == 0
+
+
+# -- concurrency ---------------------------------------------------------------------------------
+
+
+def test_concurrent_refunds_never_exceed_what_was_paid(stack: LocalStack) -> None:
+    # Six firm requests race to refund 50_000 each of a 150_050 payment: three fit.
+    link, payment_id = paid(stack)
+    answers: list[Any] = []
+    start = threading.Barrier(6)
+
+    def one() -> None:
+        start.wait()
+        answers.append(refund(link, payment_id, 50_000))
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [201] * 3 + [422] * 3, [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 422} == {"refund_exceeds_payment"}
+    payable = link.invariant()
+    assert (payable.refunded_minor, payable.paid_minor, payable.balance_minor) == (150_000, 50, 150_000)
+    assert stripe_refunded(link) == 150_000
+
+
+def test_concurrent_retries_of_one_refund_refund_once(stack: LocalStack) -> None:
+    link, payment_id = paid(stack)
+    answers: list[Any] = []
+    start = threading.Barrier(6)
+
+    def one() -> None:
+        start.wait()
+        answers.append(refund(link, payment_id, 70_000, key="same-key"))
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    ok = [a for a in answers if a.status_code == 201]
+    assert ok, [a.text for a in answers]
+    assert {a.json()["refund_id"] for a in ok} == {refund_cases.refund_id_for(payment_id, "same-key")}
+    assert all(a.status_code in (201, 503) for a in answers), [a.text for a in answers]
+    assert stripe_refunded(link) == 70_000
+    assert link.invariant().refunded_minor == 70_000
+
+
+# -- Stripe's refund webhook ----------------------------------------------------------------------
+
+
+def crash_after_stripe_refunded(
+    link: StackLink, payment_id: str, amount: int, key: str, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """A refund Stripe made whose ledger booking "crashed": the refund stays pending; its id."""
+    real = refund_cases.apply_processor_refund
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise ServiceUnavailable()
+
+    monkeypatch.setattr(refund_cases, "apply_processor_refund", crash)
+    try:
+        answer = refund(link, payment_id, amount, key=key)
+    finally:
+        monkeypatch.setattr(refund_cases, "apply_processor_refund", real)
+    assert answer.status_code == 503, answer.text
+    refund_id = refund_cases.refund_id_for(payment_id, key)
+    pending = link.ledger.get_refund(link.payable_id, refund_id)
+    assert pending is not None
+    assert pending.status.value == "pending"
+    return refund_id
+
+
+def test_the_webhook_books_a_refund_whose_request_crashed_and_replays_change_nothing(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, no_webhooks: None
+) -> None:
+    link, payment_id = paid(stack)
+    refund_id = crash_after_stripe_refunded(link, payment_id, 60_000, "crash-1", monkeypatch)
+    held = link.invariant()
+    assert (held.paid_minor, held.refunded_minor) == (TOTAL, 0)
+    assert link.ledger.get_payment(link.payable_id, payment_id).refunding_minor == 60_000
+    charge = link.charges()[0]
+    stripe_refund = link.stripe.v1.refunds.list(params={"payment_intent": charge.payment_intent}).data[0]
+
+    outcomes = [
+        post_webhook(stack, *signed_event(kind, obj)).json()["outcome"]
+        for kind, obj in (
+            ("charge.refunded", link.stripe.v1.charges.retrieve(charge.id)),
+            ("charge.refunded", link.stripe.v1.charges.retrieve(charge.id)),
+            ("refund.created", stripe_refund),  # older than the charge event, arriving last
+        )
+    ]
+
+    assert outcomes == ["refund_succeeded", "unchanged", "unchanged"]
+    assert link.ledger.get_refund(link.payable_id, refund_id).status.value == "succeeded"
+    payable = link.invariant()
+    assert (payable.paid_minor, payable.balance_minor, payable.refunded_minor) == (90_050, 60_000, 60_000)
+    # The firm's retry finds the booked refund and refunds nothing more.
+    again = refund(link, payment_id, 60_000, key="crash-1")
+    assert (again.status_code, again.json()["status"]) == (201, "succeeded")
+    assert stripe_refunded(link) == 60_000
+
+
+def test_the_emulators_own_charge_refunded_event_books_a_crashed_refund(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link, payment_id = paid(stack)
+    refund_id = crash_after_stripe_refunded(link, payment_id, 25_000, "crash-2", monkeypatch)
+
+    deadline = datetime.now(UTC).timestamp() + 15
+    while link.ledger.get_refund(link.payable_id, refund_id).status.value == "pending":
+        assert datetime.now(UTC).timestamp() < deadline, "charge.refunded never booked the refund"
+        threading.Event().wait(0.2)
+
+    payable = link.invariant()
+    assert (payable.refunded_minor, payable.balance_minor) == (25_000, 25_000)
+    assert stripe_refunded(link) == 25_000
+
+
+def test_an_event_for_a_refund_stripe_never_made_books_nothing(
+    stack: LocalStack, paid_once: tuple[StackLink, str], no_webhooks: None
+) -> None:
+    link, _payment_id = paid_once
+    charge = link.charges()[0]
+    before = settled_table(stack)
+
+    answer = post_webhook(stack, *signed_event("charge.refunded", link.stripe.v1.charges.retrieve(charge.id)))
+    foreign = post_webhook(stack, *signed_event("charge.refunded", {"id": "ch_x", "payment_intent": "pi_not_ours"}))
+
+    assert answer.json()["outcome"] == "unchanged"
+    assert foreign.json()["outcome"] == "ignored"
+    assert table_snapshot(stack) == before
