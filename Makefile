@@ -3,12 +3,13 @@
 PY := .venv/bin/python
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup dev test lint typecheck template unit integration e2e bench invoke replay-dlq openapi build clean
+.PHONY: help setup dev test lint typecheck template unit integration e2e bench load invoke replay-dlq openapi build clean
 
 help:
 	@echo "make dev     start the local stack on 127.0.0.1:3000, seed demo firms, print pay links"
 	@echo "make test    lint, types, template checks, unit, integration and browser tests"
 	@echo "make bench   cold-start and DynamoDB-request figures per function"
+	@echo "make load    60 s of clients, firms and webhooks on a local stack, then the money checks (ARGS=\"--seconds 10\")"
 	@echo "make invoke FN=<function> EVENT=events/<file>.json   run one handler against the local stack"
 	@echo "make replay-dlq   resend the confirmation emails of the email dead-letter queue (ARGS=\"--aws --queue-url URL\" for AWS)"
 
@@ -42,6 +43,9 @@ e2e: setup
 
 bench: setup
 	$(PY) -m bench.run
+
+load: setup
+	$(PY) -m bench.load $(ARGS)
 
 invoke: setup
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json"; exit 2; }

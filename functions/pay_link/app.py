@@ -61,7 +61,10 @@ def new_link(token: str) -> Response[str]:
     settings = get_settings()
     window = now.strftime("%Y%m%d%H") + str(now.minute // 10)
     if _ledger().take_rate_slot(f"newlink#{links.hash_token(token)[:32]}", window, 1, int(now.timestamp()) + 3600):
-        links.send_new_link(_ledger(), SesMailer(), token, settings.public_base_url, now, settings.pay_link_days)
+        try:
+            links.send_new_link(_ledger(), SesMailer(), token, settings.public_base_url, now, settings.pay_link_days)
+        except FirmPayError as error:  # the answer never says whether a link exists, nor whether mail failed
+            logger.warning("could not email a new pay link", extra={"code": error.code})
     return json_response(202, NewLinkResponse(code="new_link_requested", message=NEW_LINK_MESSAGE).model_dump())
 
 

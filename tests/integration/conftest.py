@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -49,6 +49,29 @@ def table_snapshot(stack: Any) -> list[dict[str, Any]]:
     # Rate-limit counters are not ledger state.
     kept = [i for i in items if not i["pk"]["S"].startswith("RATE#")]
     return sorted(kept, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _logs_hold_no_secrets() -> Iterator[None]:
+    """Everything logged during the integration tests, scanned at the end: no card number, pay-link
+    token (every one issued in the run is recorded), Plaid token, Stripe secret or email address."""
+    from firmpay.payments import links
+    from tests.support.log_scan import LogCollector, find_leaks
+
+    issued: list[str] = []
+    real_new_token = links.new_token
+
+    def recording_new_token() -> str:
+        token = real_new_token()
+        issued.append(token)
+        return token
+
+    with pytest.MonkeyPatch.context() as patch, LogCollector() as logs:
+        patch.setattr(links, "new_token", recording_new_token)
+        yield
+    leaks = find_leaks(logs.text, issued)
+    if leaks:
+        pytest.fail(f"{len(leaks)} secrets in the logs of the integration tests: {leaks[:20]}", pytrace=False)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -330,7 +330,8 @@ def test_fifty_concurrent_charges_of_different_payables_each_charge_once(stack: 
                 return str(body["status"])
         return "still unavailable"
 
-    with ThreadPoolExecutor(max_workers=50) as pool:
+    # 12 in flight at a time: the whole stack is one process on a 2-core machine shared by others
+    with ThreadPoolExecutor(max_workers=12) as pool:
         statuses = list(pool.map(charge, range(50)))
 
     # Then each payable was charged exactly once and its ledger is right

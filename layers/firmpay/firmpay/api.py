@@ -100,6 +100,12 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
     def _invalid(error: RequestValidationError) -> Response[str]:
         return _validation_error(error)
 
+    # A body that is not UTF-8 (API Gateway passes it base64-encoded) fails in Powertools' own
+    # body decoding, before validation: it is malformed input, not our failure.
+    @app.exception_handler(UnicodeDecodeError)
+    def _undecodable(_: UnicodeDecodeError) -> Response[str]:
+        return error_response(MalformedJson())
+
     @app.not_found
     def _not_found(_: Exception) -> Response[str]:
         return error_response(NotFound("No such route."))

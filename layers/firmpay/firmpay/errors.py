@@ -117,6 +117,11 @@ class ServiceUnavailable(FirmPayError):
     default_message = "A service we depend on is not answering; nothing was charged. Please try again."
 
 
+class EmailRejected(FirmPayError):
+    status, code = 422, "email_rejected"
+    default_message = "The mail service refused to deliver to the client's email address; please check it."
+
+
 class WebhookSignatureInvalid(FirmPayError):
     status, code = 400, "invalid_signature"
     default_message = "The webhook signature is missing, invalid or too old."
@@ -148,6 +153,7 @@ class RefundExceedsPayment(FirmPayError):
 
 
 ERROR_CLASSES: tuple[type[FirmPayError], ...] = (
+    EmailRejected,
     InvalidRequest,
     MalformedJson,
     NotFound,

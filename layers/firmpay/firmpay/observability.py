@@ -11,15 +11,17 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
 _REDACTIONS = (
     (re.compile(r"/pay/[A-Za-z0-9_-]{16,}"), "/pay/<token>"),
-    (re.compile(r"\b(sk|rk|whsec|pk)_(test|live)_[A-Za-z0-9]+"), r"\1_\2_<redacted>"),
+    (re.compile(r"\b(sk|rk|pk)_(test|live)_[A-Za-z0-9_]+"), r"\1_\2_<redacted>"),
+    (re.compile(r"\bwhsec_[A-Za-z0-9+/=_]+"), "whsec_<redacted>"),
     (re.compile(r"\b(access|public|link)-(sandbox|development|production)-[A-Za-z0-9-]+"), r"\1-\2-<redacted>"),
-    (re.compile(r"\b\d{13,19}\b"), "<number>"),
+    (re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), "<number>"),  # card-like, also grouped "4242 4242 ..."
     (re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b"), r"\1***@\2"),
 )
 
@@ -29,6 +31,26 @@ def redact(text: str) -> str:
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def _redact_values(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redact_values(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_values(item) for item in value]
+    if value is None or isinstance(value, int | float):
+        return value
+    return redact(str(value))  # what the JSON serializer would write (an exception object, a date)
+
+
+class _RedactingFormatter(LambdaPowertoolsFormatter):
+    """Redacts every string of the finished log entry: nested extras, exception text and stack trace
+    included (a traceback quotes the exception's message, which may hold anything)."""
+
+    def serialize(self, log: dict[str, Any]) -> str:  # type: ignore[override]
+        return super().serialize(_redact_values(log))
 
 
 class _RedactingLogger(Logger):
@@ -56,7 +78,7 @@ class _RedactingLogger(Logger):
         super().exception(redact(str(msg)), *args, **kwargs)
 
 
-logger = _RedactingLogger(service="firmpay")
+logger = _RedactingLogger(service="firmpay", logger_formatter=_RedactingFormatter())
 
 
 @lru_cache(maxsize=1)

@@ -1,21 +1,24 @@
 """Confirmation emails of payment state changes, each sent exactly once.
 
 SES has no idempotency token and the stream delivers at least once, so every (payment, kind) has a
-sent-once marker in the ledger (``EMAIL#<payment>`` / ``<kind>``, kept ~400 days by TTL):
+sent-once marker in the ledger (``EMAIL#<payment>`` / ``<kind>``, kept ~400 days by TTL) that moves
+``claimed`` -> ``sending`` -> ``sent`` under a 60 s lease:
 
-1. **claim**: a conditional put "claimed by me, lease until now + 60 s" that succeeds only if there
-   is no marker yet, or an unsent claim whose lease ran out. A marker already "sent" (or "rejected"
-   by SES for good) means there is nothing to do; a live lease held by another attempt fails the
-   record, which the stream retries;
-2. **send** through SES; any failure gives the claim back at once (so the retry need not wait for
-   the lease) and fails the record;
-3. **mark sent** with SES's message id (conditional on still holding the claim).
+1. **claim** (a conditional put): succeeds only if there is no marker yet, or a ``claimed`` one
+   whose lease ran out (an attempt that died before reaching SES). A message needing no fresh pay
+   link is rendered first and claimed straight into ``sending``; one that needs a link is claimed,
+   then the link is issued (which revokes the previous one, so never for an email already sent),
+   then marked ``sending``. A live lease held by another attempt fails the record (retried);
+2. **send** through SES; an answer saying it was not accepted (throttling, 5xx, after three tries)
+   or no connection at all gives the claim back (``claimed``, lease 0) and fails the record, so
+   the stream's retry sends it. No answer at all (a read timeout) leaves it ``sending``;
+3. **mark sent** with SES's message id. If that write fails, the record still counts as done.
 
-A crash after the claim and before the send loses nothing: the lease runs out and the retry sends.
-The one way to send twice is the narrow window where SES accepted the message but the marker was
-not updated (a crash or a DynamoDB failure between 2 and 3, or an SES timeout on a message it did
-accept): the retry, after the lease, sends it once more. That is at most one duplicate, never a
-lost email, and the only case.
+Kill points: before the stream record is handled, or after the claim but before SES, the retry
+sends the email once. After SES accepted it, the marker says ``sending`` or ``sent`` and nothing
+sends it again. The one uncertain case is an attempt killed *during* the SES call, or an SES
+call that times out: the marker stays ``sending`` and the email is not sent again (logged as an error, and the marker can be
+listed and replayed by an operator); a lost receipt is recoverable, a duplicate is not.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Literal
 
 from firmpay.emails.notifications import EmailKind, PaymentChange, emails_for, return_reason
 from firmpay.emails.render import build_message, render
-from firmpay.gateways.ses import MailRejected
+from firmpay.gateways.ses import MailOutcomeUnknown, MailRejected
 from firmpay.ledger import Ledger
 from firmpay.models.ledger import Client, Firm, Payable, Payment
 from firmpay.observability import logger
@@ -53,7 +56,7 @@ class EmailInFlight(Exception):
 @dataclass(frozen=True)
 class EmailOutcome:
     kind: EmailKind
-    result: Literal["sent", "already_sent", "rejected"]
+    result: Literal["sent", "already_sent", "rejected", "uncertain"]
     message_id: str | None = None
 
 
@@ -90,18 +93,45 @@ def _send_once(
 ) -> EmailOutcome:
     claim_id = uuid.uuid4().hex
     epoch = int(now.timestamp())
-    claim = ledger.claim_email(payment.payment_id, kind, claim_id, epoch, LEASE_SECONDS, epoch + MARKER_TTL_SECONDS)
+    needs_link = kind.needs_pay_link and payable.open_for_payment
+    message = None if needs_link else payment_email(kind, firm, client, payable, payment, settings.mail_from, None)
+    # A ready message is claimed straight into "sending"; one that needs a fresh pay link is
+    # claimed first (issuing the link revokes the previous one, so never for an email already sent).
+    claim = ledger.claim_email(
+        payment.payment_id,
+        kind,
+        claim_id,
+        epoch,
+        LEASE_SECONDS,
+        epoch + MARKER_TTL_SECONDS,
+        status="claimed" if message is None else "sending",
+    )
     if claim == "done":
+        return EmailOutcome(kind, "already_sent")
+    if claim == "uncertain":
+        logger.error(
+            "an attempt handed this email to SES and vanished before recording it; not sent again",
+            extra={"kind": str(kind), "payment_id": payment.payment_id},
+        )
         return EmailOutcome(kind, "already_sent")
     if claim == "busy":
         raise EmailInFlight(f"{kind} of payment {payment.payment_id} is being sent by another attempt")
     try:
-        pay_url = None
-        if kind.needs_pay_link and payable.open_for_payment:
-            # Re-issuing revokes the payable's previous link: only the newest email's link works.
-            pay_url, _ = issue_pay_link(ledger, payable, settings.public_base_url, now, settings.pay_link_days)
-        message = payment_email(kind, firm, client, payable, payment, settings.mail_from, pay_url)
+        if message is None:
+            pay_url = None
+            if needs_link:
+                pay_url, _ = issue_pay_link(ledger, payable, settings.public_base_url, now, settings.pay_link_days)
+            message = payment_email(kind, firm, client, payable, payment, settings.mail_from, pay_url)
+            if not ledger.mark_email_sending(payment.payment_id, kind, claim_id):
+                raise EmailInFlight(f"{kind} of payment {payment.payment_id}: the claim was lost before sending")
         message_id = send(message)
+    except MailOutcomeUnknown:
+        # SES may have accepted it: the marker stays "sending" and no retry sends it again.
+        logger.error(
+            "no answer from SES; the email may or may not have been sent and is not sent again",
+            extra={"kind": str(kind), "payment_id": payment.payment_id},
+        )
+        return EmailOutcome(kind, "uncertain")
     except MailRejected as error:
         ledger.finish_email(payment.payment_id, kind, claim_id, "rejected", str(error), now)
         logger.error("SES refused a confirmation email", extra={"kind": str(kind), "payment_id": payment.payment_id})
@@ -109,8 +139,15 @@ def _send_once(
     except BaseException:
         ledger.release_email_claim(payment.payment_id, kind, claim_id)
         raise
-    if not ledger.finish_email(payment.payment_id, kind, claim_id, "sent", message_id, now):
-        logger.warning("sent an email whose claim had expired", extra={"kind": str(kind)})
+    # SES accepted it: whatever happens to the marker now, this record is done (a retry would
+    # find "sending" and never send it again).
+    try:
+        if not ledger.finish_email(payment.payment_id, kind, claim_id, "sent", message_id, now):
+            logger.warning("sent an email whose claim had expired", extra={"kind": str(kind)})
+    except Exception:
+        logger.exception(
+            "email sent but its marker stays 'sending'", extra={"kind": str(kind), "payment_id": payment.payment_id}
+        )
     logger.info("confirmation email sent", extra={"kind": str(kind), "payment_id": payment.payment_id})
     return EmailOutcome(kind, "sent", message_id)
 

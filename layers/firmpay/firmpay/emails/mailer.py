@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from firmpay.config import get_settings
 from firmpay.emails.render import build_message, render
-from firmpay.gateways.ses import send_raw
+from firmpay.errors import EmailRejected, ServiceUnavailable
+from firmpay.gateways.ses import MailOutcomeUnknown, MailRejected, MailUnavailable, send_raw
 from firmpay.models.ledger import Client, Firm, Payable
 
 
@@ -47,4 +48,11 @@ class SesMailer:
             firm.reply_to_email,
             reference=payable.number,
         )
-        return send_raw(message)
+        try:
+            return send_raw(message)
+        except (MailUnavailable, MailOutcomeUnknown) as error:
+            # The new link is issued either way; the firm retries the send (a timeout may mean
+            # SES did send it: then the client gets the same bill twice, the newer link working).
+            raise ServiceUnavailable("The mail service did not answer; please send again in a minute.") from error
+        except MailRejected as error:
+            raise EmailRejected() from error

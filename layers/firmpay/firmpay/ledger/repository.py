@@ -1012,14 +1012,22 @@ class Ledger:
         )
 
     def claim_email(
-        self, payment_id: str, kind: str, claim_id: str, now: int, lease_seconds: int, expires_at: int
-    ) -> Literal["claimed", "done", "busy"]:
+        self,
+        payment_id: str,
+        kind: str,
+        claim_id: str,
+        now: int,
+        lease_seconds: int,
+        expires_at: int,
+        status: Literal["claimed", "sending"] = "claimed",
+    ) -> Literal["claimed", "done", "busy", "uncertain"]:
         """Take the right to send one email (``EMAIL#<payment>`` / ``<kind>``) for ``lease_seconds``.
 
-        ``claimed``: ours to send (no marker yet, or an unsent claim whose lease ran out);
-        ``done``: already sent (or refused for good by SES), send nothing; ``busy``: another
-        attempt holds an unexpired lease. One conditional PutItem; the old item comes back with
-        the failed condition, so no second read.
+        ``claimed``: ours to send (no marker yet, or a claim that never reached SES and whose lease
+        ran out); ``done``: sent or refused for good by SES; ``uncertain``: handed to SES by an
+        attempt that then vanished (``sending`` past its lease), so never sent again; ``busy``:
+        another attempt holds an unexpired lease. ``status="sending"`` claims straight into the sending state (the message
+        is ready). One conditional PutItem; the old item comes back with the failed condition.
         """
         from botocore.exceptions import ClientError
 
@@ -1028,7 +1036,7 @@ class Ledger:
                 "entity": "email_marker",
                 "payment_id": payment_id,
                 "kind": kind,
-                "status": "claimed",
+                "status": status,
                 "claim_id": claim_id,
                 "lease_until": now + lease_seconds,
                 "expires_at": expires_at,
@@ -1048,8 +1056,30 @@ class Ledger:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
             old = from_item(error.response.get("Item") or {})  # type: ignore[arg-type]
-            return "busy" if old.get("status") == "claimed" else "done"
+            if old.get("status") in ("claimed", "sending") and int(old.get("lease_until", 0)) >= now:
+                return "busy"
+            return "uncertain" if old.get("status") == "sending" else "done"
         return "claimed"
+
+    def mark_email_sending(self, payment_id: str, kind: str, claim_id: str) -> bool:
+        """The claimed message is about to go to SES: from now on no retry sends it again."""
+        from botocore.exceptions import ClientError
+
+        try:
+            with dynamodb_errors():
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=keys.email_marker(payment_id, kind),
+                    UpdateExpression="SET #status = :sending",
+                    ConditionExpression="claim_id = :claim AND #status = :claimed",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues=_values(sending="sending", claim=claim_id, claimed="claimed"),
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def finish_email(
         self, payment_id: str, kind: str, claim_id: str, status: Literal["sent", "rejected"], detail: str, at: datetime
@@ -1063,10 +1093,10 @@ class Ledger:
                     TableName=self._table,
                     Key=keys.email_marker(payment_id, kind),
                     UpdateExpression="SET #status = :status, detail = :detail, finished_at = :at REMOVE lease_until",
-                    ConditionExpression="claim_id = :claim AND #status = :claimed",
+                    ConditionExpression="claim_id = :claim AND #status IN (:claimed, :sending)",
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues=_values(
-                        status=status, detail=detail, at=_iso(at), claim=claim_id, claimed="claimed"
+                        status=status, detail=detail, at=_iso(at), claim=claim_id, claimed="claimed", sending="sending"
                     ),
                 )
         except ClientError as error:
@@ -1084,10 +1114,10 @@ class Ledger:
                 self._db.update_item(
                     TableName=self._table,
                     Key=keys.email_marker(payment_id, kind),
-                    UpdateExpression="SET lease_until = :zero",
-                    ConditionExpression="claim_id = :claim AND #status = :claimed",
+                    UpdateExpression="SET lease_until = :zero, #status = :claimed",
+                    ConditionExpression="claim_id = :claim AND #status IN (:claimed, :sending)",
                     ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues=_values(zero=0, claim=claim_id, claimed="claimed"),
+                    ExpressionAttributeValues=_values(zero=0, claim=claim_id, claimed="claimed", sending="sending"),
                 )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":

@@ -96,7 +96,7 @@ def charge_stored_method(
     fingerprint = request_fingerprint(request)
     replay = _replay(ledger, firm.firm_id, request.idempotency_key, fingerprint)
     if replay is not None:
-        return replay
+        return _finish_confirm(ledger, processor, replay, request)
     payable = _payable(ledger, firm, request.payable_id)
     method = chargeable_method(ledger, firm, payable, request.method_id, now)
     if request.currency is not None and request.currency != payable.currency:
@@ -223,6 +223,26 @@ def _replay(ledger: Ledger, firm_id: str, key: str, fingerprint: str) -> Autopay
     payment = ledger.get_payment(record.payable_id, record.payment_id)
     if payment is None:  # written in one transaction with the key: cannot happen
         raise ServiceUnavailable()
+    return AutopayOutcome(payment, _balance(ledger, payment.payable_id), replayed=True)
+
+
+def _finish_confirm(
+    ledger: Ledger, processor: PaymentProcessor, replay: AutopayOutcome, request: AutopayRequest
+) -> AutopayOutcome:
+    """A repeat whose first call reserved but never heard back from Stripe confirms it now, with
+    the same Idempotency-Key (Stripe charges at most once); any other state is the answer."""
+    payment = replay.payment
+    if payment.status is not PaymentStatus.PENDING:
+        return replay
+    method = ledger.get_method(payment.firm_id, payment.client_id, request.method_id)
+    try:
+        payment = confirm_payment(
+            ledger, processor, payment, off_session=True, mandate_id=_mandate_of(method) if method else None
+        )
+    except ServiceUnavailable:
+        return replay  # still in flight (or Stripe still silent): the webhook or the sweep settles it
+    if payment.status is PaymentStatus.REQUIRES_ACTION:
+        payment = _fail_for_authentication(ledger, processor, payment)
     return AutopayOutcome(payment, _balance(ledger, payment.payable_id), replayed=True)
 
 
