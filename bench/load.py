@@ -487,12 +487,15 @@ def run_workers(load: Load, seconds: float, workers: int, max_scenarios: int) ->
     def worker(number: int) -> None:
         nonlocal started
         rng = random.Random(1_000 + number)
+        first = True
         while time.monotonic() < deadline:
             with start_lock:
                 if started >= max_scenarios:
                     return
                 started += 1
-            name = rng.choices(names, shares)[0]
+            # Each worker starts with a different scenario, so that even a short run has them all.
+            name = names[number % len(names)] if first else rng.choices(names, shares)[0]
+            first = False
             load.recorder.started(name)
             try:
                 getattr(load, name)(rng)

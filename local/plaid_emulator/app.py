@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from local import http_faults
 from local.plaid_emulator import api, errors, link
 from local.plaid_emulator.state import EmulatorState
 from local.plaid_emulator.stripe_tokens import STRIPE_TIMEOUT
@@ -70,4 +71,15 @@ def build_app(
     link.add_routes(app)
     app.router.add_post("/_test/reset", test_reset)
     app.router.add_post("/_test/clock", test_clock)
+    http_faults.install(app, _plaid_error)  # 5xx and slow answers on demand (POST /_test/faults)
     return app
+
+
+def _plaid_error(status: int) -> dict[str, object]:
+    return {
+        "error_type": "RATE_LIMIT_EXCEEDED" if status == 429 else "API_ERROR",
+        "error_code": "RATE_LIMIT" if status == 429 else "INTERNAL_SERVER_ERROR",
+        "error_message": f"injected by the local Plaid emulator (HTTP {status})",
+        "display_message": None,
+        "request_id": "injected",
+    }

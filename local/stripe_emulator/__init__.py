@@ -9,6 +9,8 @@ lacks what FirmPay uses and real Stripe documents:
   (header ``Idempotent-Replayed: true``), the same key with another request is a 400
   ``idempotency_error``; concurrent requests with one key run one at a time.
 - Stripe's decline test cards decline at confirmation with their documented codes.
+- Test faults: ``POST /_test/faults`` makes the next matching requests fail or hang
+  (``local/http_faults.py``).
 - ACH debits (``us_bank_account``, module ``ach``): ``POST /v1/tokens`` with ``bank_account[...]``
   makes a ``btok_`` (bank name per routing number from the test hook ``POST /_test/bank_names``);
   ``POST /v1/customers/{cus}/sources`` attaches it as a verified ``ba_`` (``GET``/``DELETE`` too);
@@ -175,6 +177,11 @@ def _rebind_patched_routes(app: Any) -> None:
             route._handler = server.api_extra(rebind[canonical], canonical)
 
 
+def _stripe_error(status: int) -> dict[str, Any]:
+    kind = "rate_limit_error" if status == 429 else "api_error"
+    return {"error": {"type": kind, "message": f"injected by the local Stripe emulator (HTTP {status})"}}
+
+
 def build_app() -> Any:
     """localstripe's aiohttp app, extended, with the on-disk pickle turned off."""
     from localstripe import resources
@@ -189,6 +196,9 @@ def build_app() -> Any:
     if not getattr(app, "_firmpay_idempotency", False):
         app.middlewares.insert(0, _idempotency_middleware())
         app._firmpay_idempotency = True
+        from local import http_faults  # 5xx and slow answers on demand (POST /_test/faults)
+
+        http_faults.install(app, _stripe_error)
     from local.stripe_emulator import ach, stripejs  # eCheck debits; the card page's Stripe.js calls
 
     ach.install(app)

@@ -334,14 +334,16 @@ def test_fifty_concurrent_charges_of_different_payables_each_charge_once(stack: 
     with ThreadPoolExecutor(max_workers=12) as pool:
         statuses = list(pool.map(charge, range(50)))
 
-    # Then each payable was charged exactly once and its ledger is right
-    assert statuses == ["succeeded"] * 50
+    # Then every call got the payment (settled, or still settling when the stack was too loaded to
+    # hear Stripe's answer in time: the webhook settles those), each payable was charged exactly
+    # once and its ledger is right
+    assert set(statuses) <= {"succeeded", "pending"}, statuses
+    quiet_table(stack)
     intents = intents_by_payable(stack)
     for job in jobs:
         assert len(charged(intents[job.link.payable_id])) == 1
         payable = job.link.invariant()
         assert (payable.paid_minor, payable.balance_minor) == (20_000, 30_000)
-    quiet_table(stack)  # let the 50 payments' webhooks land before the next test
 
 
 def test_ten_concurrent_calls_with_one_key_charge_once(autopay: Autopay) -> None:

@@ -248,7 +248,9 @@ def test_new_link_requests_are_limited_to_one_per_window_and_the_next_window_is_
     assert fresh.status_code == 202
     messages = stack.outbox.list_messages()
     assert len(messages) == sent_before + 1
-    assert stack.outbox.read(messages[-1]["id"])["to"] == link.billed.client.email
+    message = stack.outbox.read(messages[-1]["id"])
+    assert message is not None
+    assert message["to"] == link.billed.client.email
 
 
 def test_after_three_declines_on_a_link_review_answers_429_with_retry_after_until_the_next_window(
@@ -415,9 +417,9 @@ def test_every_firm_route_refuses_another_firms_principal_and_changes_nothing(st
 def test_forged_replayed_stale_and_tampered_webhooks_get_400_and_change_nothing(stack: LocalStack) -> None:
     link = open_link(stack)
     paid = link.pay()
-    intent = link.stripe.v1.payment_intents.retrieve(
-        link.ledger.get_payment(link.payable_id, paid["payment_id"]).processor_intent_id
-    )
+    payment = link.ledger.get_payment(link.payable_id, paid["payment_id"])
+    assert payment is not None
+    intent = link.stripe.v1.payment_intents.retrieve(str(payment.processor_intent_id))
     genuine, signature = signed_event("payment_intent.succeeded", intent)
     assert post_webhook(stack, genuine, signature).status_code == 200  # the route does accept Stripe's events
     now = int(time.time())
@@ -458,7 +460,9 @@ def route_requests(stack: LocalStack, link: StackLink) -> list[tuple[str, str, A
     """(method, url, body, signing key) for every route of the OpenAPI document and the pages."""
     ids = {"token": link.token, "name": "pay.css"}
     base = gateway(stack)
-    out = [(method, base + path, body, US_KEY) for method, _, path, body in firm_route_calls(link)]
+    out: list[tuple[str, str, Any, str | None]] = [
+        (method, base + path, body, US_KEY) for method, _, path, body in firm_route_calls(link)
+    ]
     for path, item in OPENAPI["paths"].items():
         for method in item:
             if not path.startswith("/firm/"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -31,7 +32,7 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def find_leaks(text: str, tokens: list[str] | set[str] = ()) -> list[str]:  # type: ignore[assignment]
+def find_leaks(text: str, tokens: Iterable[str] = ()) -> list[str]:
     """What in ``text`` must never be logged, each as ``kind: excerpt`` (empty when clean)."""
     leaks = []
     for found in _PAN.finditer(text):

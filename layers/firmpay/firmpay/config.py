@@ -32,6 +32,10 @@ class Settings(BaseModel):
     stripe_secret_key_param: str = "/firmpay/dev/stripe/secret-key"
     stripe_webhook_secret_param: str = "/firmpay/dev/stripe/webhook-secret"
 
+    # Read timeout of each Stripe and Plaid request, in seconds: with Stripe's two retries (same
+    # Idempotency-Key) a silent processor still answers 503 within the functions' 20 s timeout.
+    outbound_timeout_seconds: float = 5.0
+
     # Plaid: one SSM SecureString holding {"client_id": ..., "secret": ...}.
     plaid_base_url: str = "https://sandbox.plaid.com"
     plaid_link_js_url: str = "https://cdn.plaid.com/link/v2/stable/link-initialize.js"

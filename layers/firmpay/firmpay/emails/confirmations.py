@@ -109,11 +109,11 @@ def _send_once(
     if claim == "done":
         return EmailOutcome(kind, "already_sent")
     if claim == "uncertain":
-        logger.error(
-            "an attempt handed this email to SES and vanished before recording it; not sent again",
+        logger.warning(
+            "another attempt handed this email to SES (or vanished doing so); not sent again",
             extra={"kind": str(kind), "payment_id": payment.payment_id},
         )
-        return EmailOutcome(kind, "already_sent")
+        return EmailOutcome(kind, "uncertain")
     if claim == "busy":
         raise EmailInFlight(f"{kind} of payment {payment.payment_id} is being sent by another attempt")
     try:

@@ -59,12 +59,13 @@ class PlaidGateway:
 
     def _call(self, fn: Any, request: Any) -> Any:
         import plaid
+        import urllib3
 
         try:
-            return fn(request)
+            return fn(request, _request_timeout=(2.0, get_settings().outbound_timeout_seconds))
         except plaid.ApiException as error:
             raise _plaid_error(error) from error
-        except (OSError, plaid.ApiTypeError, plaid.ApiValueError) as error:
+        except (OSError, urllib3.exceptions.HTTPError, plaid.ApiTypeError, plaid.ApiValueError) as error:
             raise BankLinkError(code="PLAID_UNAVAILABLE", error_type="API_ERROR", retryable=True) from error
 
     def create_link_token(self, client_user_id: str, client_name: str, language: str) -> LinkToken:

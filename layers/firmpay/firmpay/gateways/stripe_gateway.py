@@ -36,6 +36,7 @@ def stripe_client() -> stripe.StripeClient:
         get_secret(settings.stripe_secret_key_param),
         base_addresses={"api": settings.stripe_api_base},
         max_network_retries=2,
+        http_client=stripe.RequestsClient(timeout=(2.0, settings.outbound_timeout_seconds)),
     )
 
 

@@ -1024,9 +1024,10 @@ class Ledger:
         """Take the right to send one email (``EMAIL#<payment>`` / ``<kind>``) for ``lease_seconds``.
 
         ``claimed``: ours to send (no marker yet, or a claim that never reached SES and whose lease
-        ran out); ``done``: sent or refused for good by SES; ``uncertain``: handed to SES by an
-        attempt that then vanished (``sending`` past its lease), so never sent again; ``busy``:
-        another attempt holds an unexpired lease. ``status="sending"`` claims straight into the sending state (the message
+        ran out); ``done``: sent or refused for good by SES; ``uncertain``: being handed to SES, or
+        handed to it by an attempt that then vanished (``sending``): never sent again from here (an
+        attempt whose send fails gives its claim back and fails its own record, which is retried);
+        ``busy``: another attempt holds an unexpired claim that has not reached SES yet. ``status="sending"`` claims straight into the sending state (the message
         is ready). One conditional PutItem; the old item comes back with the failed condition.
         """
         from botocore.exceptions import ClientError
@@ -1056,9 +1057,9 @@ class Ledger:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
             old = from_item(error.response.get("Item") or {})  # type: ignore[arg-type]
-            if old.get("status") in ("claimed", "sending") and int(old.get("lease_until", 0)) >= now:
-                return "busy"
-            return "uncertain" if old.get("status") == "sending" else "done"
+            if old.get("status") == "sending":
+                return "uncertain"
+            return "busy" if old.get("status") == "claimed" else "done"
         return "claimed"
 
     def mark_email_sending(self, payment_id: str, kind: str, claim_id: str) -> bool:
