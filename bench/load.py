@@ -666,8 +666,9 @@ def check_money(stack: Any, payables: Payables) -> tuple[list[str], dict[str, in
             counts["intents"] += 1
     charges: Counter[str] = Counter()
     for charge in stripe.v1.charges.list(params={"limit": 100}).auto_paging_iter():
-        if charge.payment_intent in intent_payment:
-            charges[intent_payment[charge.payment_intent]] += 1
+        intent_id = str(getattr(charge.payment_intent, "id", charge.payment_intent))  # an id, or expanded
+        if intent_id in intent_payment:
+            charges[intent_payment[intent_id]] += 1
             counts["charges"] += 1
 
     for payment_id, payment in payments.items():

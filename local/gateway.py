@@ -15,7 +15,7 @@ process; ``isolate_powertools_per_thread()`` makes it per thread, so concurrent 
 see each other's event. Dev-only routes (outbox, reCAPTCHA stand-in, health) live under ``/_local/``, a prefix
 template.yaml never uses.
 
-One log line per request: method, path (pay-link tokens redacted), status, milliseconds. Request
+One log line per request: method, path (link tokens redacted), status, milliseconds. Request
 and response bodies are never logged.
 """
 
@@ -87,7 +87,7 @@ def iam_user(name: str) -> IamUser:
     raise KeyError(f"no local IAM user {name!r}")
 
 
-_TOKEN_IN_PATH = re.compile(r"(/pay/)[^/?]+")
+_TOKEN_IN_PATH = re.compile(r"(/pay/|/methods/remove/)[^/?]+")
 _AUTH = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request,\s*"
     r"SignedHeaders=(?P<signed>[a-z0-9;-]+),\s*Signature=(?P<signature>[0-9a-f]{64})"
@@ -99,7 +99,7 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
 def redact_path(path: str) -> str:
-    """The path with any pay-link token replaced by ``<token>`` (logs never carry tokens)."""
+    """The path with any pay-link or removal-link token replaced by ``<token>`` (logs never carry tokens)."""
     return _TOKEN_IN_PATH.sub(r"\1<token>", path)
 
 

@@ -1,4 +1,5 @@
-"""card_payment: review, submit and complete (after 3-D Secure) a card payment from a pay link."""
+"""card_payment: review, submit and complete (after 3-D Secure) a card payment from a pay link;
+the client's "Remove it" link for a stored method (it needs the Stripe layer to detach it)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firmpay.api import client_ip, make_resolver, user_agent
+from firmpay.api import client_ip, html_response, make_resolver, user_agent
 from firmpay.config import get_settings
 from firmpay.gateways.captcha import RecaptchaVerifier
 from firmpay.gateways.stripe_gateway import StripeGateway
@@ -23,7 +25,7 @@ from firmpay.models.card import (
 )
 from firmpay.models.ledger import PayLink
 from firmpay.observability import logger
-from firmpay.payments import card
+from firmpay.payments import card, method_removal
 from firmpay.payments.links import find_link, resolve_link
 
 app = make_resolver()
@@ -91,6 +93,28 @@ def complete_card(token: str, request: CardCompleteRequest) -> CardResultRespons
     link = _usable_link(token, now)
     outcome = card.complete_card(_ledger(), StripeGateway(), link, request.payment_id, client_ip(app), now)
     return card.card_result(outcome)
+
+
+@app.get("/methods/remove/<token>")
+def method_removal_page(token: str) -> Response[str]:
+    from firmpay.web.pages import render_method_removal
+
+    try:
+        view = method_removal.find_removal(_ledger(), token, datetime.now(UTC))
+    except method_removal.RemovalLinkNotFound:
+        return html_response(404, render_method_removal("not_found"))
+    return html_response(200, render_method_removal("already_removed" if view.removed else "confirm", view))
+
+
+@app.post("/methods/remove/<token>")
+def remove_stored_method(token: str) -> Response[str]:
+    from firmpay.web.pages import render_method_removal
+
+    try:
+        view, result = method_removal.remove_method(_ledger(), StripeGateway(), token, datetime.now(UTC))
+    except method_removal.RemovalLinkNotFound:
+        return html_response(404, render_method_removal("not_found"))
+    return html_response(503 if result == "retry" else 200, render_method_removal(result, view))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -480,3 +480,62 @@ def test_an_event_for_a_refund_stripe_never_made_books_nothing(
     assert answer.json()["outcome"] == "unchanged"
     assert foreign.json()["outcome"] == "ignored"
     assert table_snapshot(stack) == before
+
+
+# -- the client's refund email ----------------------------------------------------------------------
+
+
+def refund_emails(stack: LocalStack, number: str) -> list[dict[str, Any]]:
+    """The outbox's refund emails about payable ``number``, with their bodies."""
+    found = [
+        m for m in stack.outbox.list_messages() if m["subject"].startswith("Refund issued") and number in m["subject"]
+    ]
+    return [stack.outbox.read(m["id"]) for m in found]  # type: ignore[misc]
+
+
+def test_each_partial_refund_emails_the_client_once(stack: LocalStack) -> None:
+    # Given a $1,500.50 bill paid in full by card, its payment emails delivered
+    link, payment_id = paid(stack)
+    number = link.billed.payable.number
+    stack.poller.drain()
+    assert refund_emails(stack, number) == []
+
+    # When the firm refunds $200.00 of it and the stream is delivered
+    assert refund(link, payment_id, 20_000).status_code == 201
+    stack.poller.drain()
+
+    # Then the client got exactly one refund email, with the refund amount and the bill due again
+    (first,) = refund_emails(stack, number)
+    assert first["to"] == "jordan@example.com"
+    assert first["reply_to"] == "billing@hartleyvance.example"
+    for body in (first["text"], first["html"]):
+        assert "$200.00\u00a0USD" in body
+        assert "$1,500.50\u00a0USD" in body  # the original payment
+    assert "Total refunded on this payment: $200.00\u00a0USD" in first["text"]
+    assert "The bill's balance is open again: $200.00\u00a0USD is now due." in first["text"]
+
+    # When a second partial refund of $50.00 goes through
+    assert refund(link, payment_id, 5_000).status_code == 201
+    stack.poller.drain()
+
+    # Then a second email tells of that refund and of the total refunded so far
+    emails = refund_emails(stack, number)
+    assert len(emails) == 2
+    (second,) = [m for m in emails if m["id"] != first["id"]]
+    assert "Refund amount: $50.00\u00a0USD" in second["text"]
+    assert "Total refunded on this payment: $250.00\u00a0USD" in second["text"]
+    assert "Remaining balance: $250.00\u00a0USD" in second["text"]
+
+    # When the stream delivers the last batch (the second refund's records) again
+    batch = list(stack.poller.last_batch)
+    refunds_in_batch = [
+        r["dynamodb"]["NewImage"]["last_refund"]["M"]["status"]["S"]
+        for r in batch
+        if r["dynamodb"]["Keys"]["sk"]["S"] == f"PAYMENT#{payment_id}"
+    ]
+    assert "succeeded" in refunds_in_batch
+    assert stack.poller.redeliver_last_batch() == {"batchItemFailures": []}
+
+    # Then nothing more was sent, and the ledger still adds up
+    assert len(refund_emails(stack, number)) == 2
+    assert link.invariant().refunded_minor == 25_000

@@ -9,6 +9,7 @@ Seeded (``derandomize``) so a failure reproduces in CI; sized to run in well und
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -25,6 +26,7 @@ from firmpay.ledger import Ledger
 from firmpay.models.ledger import Payment, PaymentPlan, PaymentStatus, Refund, RefundReason, RefundStatus, new_id
 from firmpay.money import MAXIMUM_AMOUNT_MINOR, CurrencyMismatch, Money, format_minor, parse_major
 from firmpay.payments.plans import CHARGE_TIME, add_months, due_at, due_on, installment_amount, split_balance
+from tests.conftest import ledger_table_definition
 from tests.support.factories import card_payment, create_billed
 
 PURE = settings(max_examples=200, derandomize=True, database=None, deadline=None)
@@ -67,7 +69,9 @@ def test_french_canadian_formatting_uses_narrow_spaces_a_decimal_comma_and_the_d
     text = format_minor(amount, currency, "fr-CA")
     match = FRENCH.match(text)
     assert match is not None, text
-    assert "," not in match.group(2) and "." not in text and " " not in text
+    assert "," not in match.group(2)
+    assert "." not in text
+    assert " " not in text
     assert match.group(4) == currency
     assert _digits_back(match, NNBSP) == amount
 
@@ -194,7 +198,8 @@ def test_installments_by_count_add_up_to_the_balance_and_the_last_takes_the_rema
     count = data.draw(st.integers(min_value=1, max_value=min(120, balance // 50)))
     installment, installments = split_balance(balance, None, count)
     charged = _charges(installment, installments, balance)
-    assert installments == count and len(charged) == count
+    assert installments == count
+    assert len(charged) == count
     assert sum(charged) == balance
     assert charged[:-1] == [installment] * (count - 1)
     assert charged[-1] == balance - installment * (count - 1) >= installment
@@ -216,13 +221,15 @@ def test_installments_by_amount_add_up_to_the_balance_and_the_last_is_the_rest(
 
 @PURE
 @given(start=starts, frequency=frequencies, count=st.integers(min_value=2, max_value=120))
-def test_due_dates_strictly_increase_and_are_charged_at_the_charge_time(start: date, frequency: Any, count: int) -> None:
+def test_due_dates_strictly_increase_and_are_charged_at_the_charge_time(
+    start: date, frequency: Any, count: int
+) -> None:
     dates = [due_on(start, frequency, n) for n in range(1, count + 1)]
     assert dates[0] == start
-    assert all(a < b for a, b in zip(dates, dates[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(dates))
     if frequency != "monthly":
         step = timedelta(weeks=1 if frequency == "weekly" else 2)
-        assert all(b - a == step for a, b in zip(dates, dates[1:], strict=False))
+        assert all(b - a == step for a, b in itertools.pairwise(dates))
     assert due_at(start, frequency, count) == datetime.combine(dates[-1], CHARGE_TIME)
     assert due_at(start, frequency, count).timetz() == time(12, 0, tzinfo=UTC)
 
@@ -260,14 +267,22 @@ class LedgerMachine(RuleBasedStateMachine):
     """Reserve, settle, release, retry, void and refund one bill in any order; after every step
     the stored payable equals the model and ``check_invariant`` passes."""
 
-    ledger: Ledger  # set on the class by the test (hypothesis builds the machine itself)
+    dynamodb: Any  # a DynamoDB client on moto, set on the class by the test
     payments = Bundle("payments")
     refunds = Bundle("refunds")
 
     def __init__(self) -> None:
         super().__init__()
+        # A table of its own per run: moto copies a whole table for every transaction, so a
+        # small table keeps each step fast.
+        self.table = f"ledger-machine-{new_id('t')}"
+        self.dynamodb.create_table(TableName=self.table, **ledger_table_definition())
+        self.ledger = Ledger(self.dynamodb, self.table)
         self.billed = create_billed(self.ledger, amounts=(10_000,))
         self.model = Model(total=10_000, balance=10_000)
+
+    def teardown(self) -> None:
+        self.dynamodb.delete_table(TableName=self.table)
 
     @property
     def payable_id(self) -> str:
@@ -381,8 +396,13 @@ class LedgerMachine(RuleBasedStateMachine):
         assert stored.open_for_payment == (not model.voided and model.balance > 0)
 
 
-def test_the_ledger_follows_the_model_through_any_sequence_of_payments_and_refunds(ledger: Ledger) -> None:
-    machine = type("BoundLedgerMachine", (LedgerMachine,), {"ledger": ledger})
+def test_the_ledger_follows_the_model_through_any_sequence_of_payments_and_refunds(moto_endpoint: str) -> None:
+    import botocore.session
+
+    dynamodb = botocore.session.get_session().create_client(
+        "dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1"
+    )
+    machine = type("BoundLedgerMachine", (LedgerMachine,), {"dynamodb": dynamodb})
     run_state_machine_as_test(
         machine,
         settings=settings(

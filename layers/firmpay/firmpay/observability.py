@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 _REDACTIONS = (
     (re.compile(r"/pay/[A-Za-z0-9_-]{16,}"), "/pay/<token>"),
+    (re.compile(r"/methods/remove/[A-Za-z0-9_-]{16,}"), "/methods/remove/<token>"),
     (re.compile(r"\b(sk|rk|pk)_(test|live)_[A-Za-z0-9_]+"), r"\1_\2_<redacted>"),
     (re.compile(r"\bwhsec_[A-Za-z0-9+/=_]+"), "whsec_<redacted>"),
     (re.compile(r"\b(access|public|link)-(sandbox|development|production)-[A-Za-z0-9-]+"), r"\1-\2-<redacted>"),
@@ -27,7 +28,7 @@ _REDACTIONS = (
 
 
 def redact(text: str) -> str:
-    """Remove pay-link tokens, secrets, Plaid tokens, card-like numbers and full email addresses."""
+    """Remove pay-link and removal-link tokens, secrets, Plaid tokens, card-like numbers and full email addresses."""
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
     return text

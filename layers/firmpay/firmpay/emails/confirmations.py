@@ -1,7 +1,8 @@
 """Confirmation emails of payment state changes, each sent exactly once.
 
 SES has no idempotency token and the stream delivers at least once, so every (payment, kind) has a
-sent-once marker in the ledger (``EMAIL#<payment>`` / ``<kind>``, kept ~400 days by TTL) that moves
+sent-once marker in the ledger (``EMAIL#<payment>`` / ``<kind>``, or ``<kind>#<refund_id>`` for a
+refund's email, one per refund; kept ~400 days by TTL) that moves
 ``claimed`` -> ``sending`` -> ``sent`` under a 60 s lease:
 
 1. **claim** (a conditional put): succeeds only if there is no marker yet, or a ``claimed`` one
@@ -31,17 +32,21 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import Literal
 
-from firmpay.emails.notifications import EmailKind, PaymentChange, emails_for, return_reason
+from firmpay.emails.notifications import EmailKind, PaymentChange, emails_for, marker_key, return_reason
 from firmpay.emails.render import build_message, render
 from firmpay.gateways.ses import MailOutcomeUnknown, MailRejected
 from firmpay.ledger import Ledger
 from firmpay.models.ledger import Client, Firm, Payable, Payment
+from firmpay.money import Locale, Money
 from firmpay.observability import logger
 from firmpay.payments.links import issue_pay_link
+from firmpay.payments.method_removal import RemovalOffer, issue_removal_link, removable_method
 
 LEASE_SECONDS = 60
 MARKER_TTL_SECONDS = 400 * 24 * 3600
 ENGLISH_ONLY = frozenset({EmailKind.CLIENT_SUBMITTED, EmailKind.FIRM_RETURNED})  # eCheck: US firms only
+# The client's emails after a payment that may have stored its method: they offer a removal link.
+OFFERS_REMOVAL = frozenset({EmailKind.CLIENT_RECEIVED, EmailKind.CLIENT_SUBMITTED})
 
 _LINE_BREAKS = re.compile(r"[\r\n\t\v\f\u2028\u2029\x85]+")
 
@@ -72,17 +77,22 @@ class MailSettings:
 def send_payment_emails(
     ledger: Ledger, change: PaymentChange, send: MailSender, settings: MailSettings, now: datetime
 ) -> list[EmailOutcome]:
-    """Send the emails ``change`` produces (none for most changes), each at most once per kind."""
+    """Send the emails ``change`` produces (none for most changes), each at most once per marker."""
     kinds = emails_for(change)
     if not kinds:
         return []
-    firm, client, payable = ledger.get_payment_parties(change.payment)
-    return [_send_once(ledger, kind, change.payment, firm, client, payable, send, settings, now) for kind in kinds]
+    payment = change.payment
+    firm, client, payable = ledger.get_payment_parties(payment)
+    return [
+        _send_once(ledger, kind, marker_key(kind, payment), payment, firm, client, payable, send, settings, now)
+        for kind in kinds
+    ]
 
 
 def _send_once(
     ledger: Ledger,
     kind: EmailKind,
+    marker: str,
     payment: Payment,
     firm: Firm,
     client: Client,
@@ -94,12 +104,14 @@ def _send_once(
     claim_id = uuid.uuid4().hex
     epoch = int(now.timestamp())
     needs_link = kind.needs_pay_link and payable.open_for_payment
-    message = None if needs_link else payment_email(kind, firm, client, payable, payment, settings.mail_from, None)
+    stored = removable_method(ledger, payment) if kind in OFFERS_REMOVAL else None
+    ready = not needs_link and stored is None
+    message = payment_email(kind, firm, client, payable, payment, settings.mail_from, None) if ready else None
     # A ready message is claimed straight into "sending"; one that needs a fresh pay link is
     # claimed first (issuing the link revokes the previous one, so never for an email already sent).
     claim = ledger.claim_email(
         payment.payment_id,
-        kind,
+        marker,
         claim_id,
         epoch,
         LEASE_SECONDS,
@@ -111,44 +123,47 @@ def _send_once(
     if claim == "uncertain":
         logger.warning(
             "another attempt handed this email to SES (or vanished doing so); not sent again",
-            extra={"kind": str(kind), "payment_id": payment.payment_id},
+            extra={"kind": marker, "payment_id": payment.payment_id},
         )
         return EmailOutcome(kind, "uncertain")
     if claim == "busy":
-        raise EmailInFlight(f"{kind} of payment {payment.payment_id} is being sent by another attempt")
+        raise EmailInFlight(f"{marker} of payment {payment.payment_id} is being sent by another attempt")
     try:
         if message is None:
             pay_url = None
             if needs_link:
                 pay_url, _ = issue_pay_link(ledger, payable, settings.public_base_url, now, settings.pay_link_days)
-            message = payment_email(kind, firm, client, payable, payment, settings.mail_from, pay_url)
-            if not ledger.mark_email_sending(payment.payment_id, kind, claim_id):
-                raise EmailInFlight(f"{kind} of payment {payment.payment_id}: the claim was lost before sending")
+            removal = None
+            if stored is not None:  # like the pay link: issued once the claim is ours, never for a sent email
+                removal = issue_removal_link(ledger, stored, payment.payment_id, settings.public_base_url, now)
+            message = payment_email(kind, firm, client, payable, payment, settings.mail_from, pay_url, removal)
+            if not ledger.mark_email_sending(payment.payment_id, marker, claim_id):
+                raise EmailInFlight(f"{marker} of payment {payment.payment_id}: the claim was lost before sending")
         message_id = send(message)
     except MailOutcomeUnknown:
         # SES may have accepted it: the marker stays "sending" and no retry sends it again.
         logger.error(
             "no answer from SES; the email may or may not have been sent and is not sent again",
-            extra={"kind": str(kind), "payment_id": payment.payment_id},
+            extra={"kind": marker, "payment_id": payment.payment_id},
         )
         return EmailOutcome(kind, "uncertain")
     except MailRejected as error:
-        ledger.finish_email(payment.payment_id, kind, claim_id, "rejected", str(error), now)
-        logger.error("SES refused a confirmation email", extra={"kind": str(kind), "payment_id": payment.payment_id})
+        ledger.finish_email(payment.payment_id, marker, claim_id, "rejected", str(error), now)
+        logger.error("SES refused a confirmation email", extra={"kind": marker, "payment_id": payment.payment_id})
         return EmailOutcome(kind, "rejected")
     except BaseException:
-        ledger.release_email_claim(payment.payment_id, kind, claim_id)
+        ledger.release_email_claim(payment.payment_id, marker, claim_id)
         raise
     # SES accepted it: whatever happens to the marker now, this record is done (a retry would
     # find "sending" and never send it again).
     try:
-        if not ledger.finish_email(payment.payment_id, kind, claim_id, "sent", message_id, now):
-            logger.warning("sent an email whose claim had expired", extra={"kind": str(kind)})
+        if not ledger.finish_email(payment.payment_id, marker, claim_id, "sent", message_id, now):
+            logger.warning("sent an email whose claim had expired", extra={"kind": marker})
     except Exception:
         logger.exception(
-            "email sent but its marker stays 'sending'", extra={"kind": str(kind), "payment_id": payment.payment_id}
+            "email sent but its marker stays 'sending'", extra={"kind": marker, "payment_id": payment.payment_id}
         )
-    logger.info("confirmation email sent", extra={"kind": str(kind), "payment_id": payment.payment_id})
+    logger.info("confirmation email sent", extra={"kind": marker, "payment_id": payment.payment_id})
     return EmailOutcome(kind, "sent", message_id)
 
 
@@ -175,6 +190,10 @@ _WORDS: dict[str, dict[str, str]] = {
         "copy": "Or copy this link into your browser:",
         "client_footer": "Sent by FirmPay on behalf of {firm}. Reply to this email to reach the firm.",
         "firm_footer": "Sent by FirmPay to {firm} about a payment made through its pay links.",
+        "refund_amount": "Refund amount",
+        "original_payment": "Original payment",
+        "refund_date": "Refund date",
+        "refunded_total": "Total refunded on this payment",
     },
     "fr": {
         "amount": "Montant",
@@ -189,12 +208,22 @@ _WORDS: dict[str, dict[str, str]] = {
         "copy": "Ou copiez ce lien dans votre navigateur :",
         "client_footer": "Envoyé par FirmPay au nom de {firm}. Répondez à ce courriel pour joindre le cabinet.",
         "firm_footer": "Envoyé par FirmPay à {firm} au sujet d'un paiement fait par ses liens de paiement.",
+        "refund_amount": "Montant remboursé",
+        "original_payment": "Paiement initial",
+        "refund_date": "Date du remboursement",
+        "refunded_total": "Total remboursé sur ce paiement",
     },
 }
 
 
 def payment_email_context(
-    kind: EmailKind, firm: Firm, client: Client, payable: Payable, payment: Payment, pay_url: str | None
+    kind: EmailKind,
+    firm: Firm,
+    client: Client,
+    payable: Payable,
+    payment: Payment,
+    pay_url: str | None,
+    removal: RemovalOffer | None = None,
 ) -> dict[str, object]:
     """Everything the templates of ``kind`` show, formatted for the firm's locale."""
     from firmpay.web.pages import format_date
@@ -224,6 +253,9 @@ def payment_email_context(
         (words["balance"], payable.money(payable.balance_minor).format(locale)),
     ]
     footer = words["firm_footer" if kind.to_firm else "client_footer"].format(firm=firm.name)
+    refund: dict[str, object] = {}
+    if kind is EmailKind.CLIENT_REFUNDED:
+        details, refund = _refund_context(words, label, payable, payment, locale)
     return {
         "lang": lang,
         "title": f"{firm.name} - {payable.number}",
@@ -241,11 +273,48 @@ def payment_email_context(
         "return_code": payment.return_code or "",
         "reason": reason,
         "pay_url": pay_url,
+        "removal_url": removal.url if removal else None,
+        "removal_method": removal.method_label if removal else "",
         "link_sent": payable.open_for_payment,
         "pay_label": words["pay"],
         "copy_link_label": words["copy"],
         "colon": "\u00a0: " if lang == "fr" else ": ",
         "footer": footer,
+    } | refund
+
+
+def _refund_context(
+    words: dict[str, str], label: str, payable: Payable, payment: Payment, locale: Locale
+) -> tuple[list[tuple[str, str]], dict[str, object]]:
+    """A refund email's details and what it adds: the refund (the payment's ``last_refund``) and
+    where it leaves the payment and the payable."""
+    from firmpay.web.pages import format_date
+
+    refund = payment.last_refund
+    if refund is None:
+        raise ValueError(f"payment {payment.payment_id} has no refund to email about")
+    refund_amount = Money(amount_minor=refund.amount_minor, currency=refund.currency).format(locale)
+    refunded_total = Money(amount_minor=payment.refunded_minor, currency=payment.currency).format(locale)
+    balance = payable.money(payable.balance_minor).format(locale)
+    details = [
+        (label, payable.number),
+        (words["refund_amount"], refund_amount),
+        (words["original_payment"], payment.amount.format(locale)),
+        (words["method"], payment.method.label()),
+        (words["refund_date"], format_date(refund.updated_at.date(), locale)),
+        (words["reference"], payment.reference),
+        (words["refunded_total"], refunded_total),
+        (words["balance"], balance),
+    ]
+    return details, {
+        "refund_amount": refund_amount,
+        "refunded_total": refunded_total,
+        "balance": balance,
+        "preheader": f"{label} {payable.number}: {refund_amount}",
+        # A bill's refund reopens its balance (owed again); a trust refund is a trust disbursement.
+        "trust_disbursement": refund.booking == "trust_disbursement",
+        "due_again": refund.booking == "balance_restored" and payable.open_for_payment,
+        "by_card": payment.method.type == "card",
     }
 
 
@@ -257,9 +326,10 @@ def payment_email(
     payment: Payment,
     mail_from: str,
     pay_url: str | None = None,
+    removal: RemovalOffer | None = None,
 ) -> EmailMessage:
     """The MIME message of one confirmation email (HTML and text parts)."""
-    context = payment_email_context(kind, firm, client, payable, payment, pay_url)
+    context = payment_email_context(kind, firm, client, payable, payment, pay_url, removal)
     subject, html, text = render(str(kind), **context)
     return build_message(
         _LINE_BREAKS.sub(" ", subject),  # a header is one line, whatever a name contains

@@ -11,6 +11,12 @@ One email per (payment, kind), whatever the number of times the stream delivers 
 | autopay / plan (origin != pay_page) -> failed      | payment failed + link   |                   |
 | pay-page payment -> failed before processing       |                         |                   |
 | anything -> canceled; an unchanged status          |                         |                   |
+| a refund of the payment -> succeeded (any status)  | refund issued           |                   |
+
+The last row is decided apart from the others, from the payment's ``last_refund``: a refund never
+changes the payment's own status (it stays succeeded), and each refund that succeeds (partial
+refunds one by one) sends its own email, once per ``refund_id`` (the marker is
+``client_payment_refunded#<refund_id>``). A pending, failed or canceled refund sends nothing.
 
 Choices: an eCheck client hears "submitted" when the debit goes to the bank, and nothing more when
 it settles days later (the money was already acknowledged; a second "received" reads like a double
@@ -28,7 +34,7 @@ from enum import StrEnum
 from typing import Any
 
 from firmpay.ledger.codec import from_item
-from firmpay.models.ledger import Payment, PaymentStatus
+from firmpay.models.ledger import Payment, PaymentStatus, RefundStatus, RefundSummary
 
 
 class EmailKind(StrEnum):
@@ -39,6 +45,7 @@ class EmailKind(StrEnum):
     CLIENT_FAILED = "client_payment_failed"
     FIRM_RECEIVED = "firm_payment_received"
     FIRM_RETURNED = "firm_payment_returned"
+    CLIENT_REFUNDED = "client_payment_refunded"
 
     @property
     def to_firm(self) -> bool:
@@ -51,10 +58,12 @@ class EmailKind(StrEnum):
 
 @dataclass(frozen=True)
 class PaymentChange:
-    """A payment as the stream shows it now, and its status before (None for an insert)."""
+    """A payment as the stream shows it now, its status before (None for an insert), and the
+    refund the old image showed last (None if none)."""
 
     old_status: PaymentStatus | None
     payment: Payment
+    old_refund: RefundSummary | None = None
 
 
 _KEY_ATTRIBUTES = ("pk", "sk", "gsi1pk", "gsi1sk", "entity")
@@ -77,15 +86,44 @@ def payment_change(record: Mapping[str, Any]) -> PaymentChange | None:
         return None
     if new_image.get("entity") != {"S": "payment"}:
         return None
-    old_image = stream.get("OldImage")
+    old_image = stream.get("OldImage") or {}
     old_status = None
-    if old_image and "status" in old_image:
+    if "status" in old_image:
         old_status = PaymentStatus(from_item({"status": old_image["status"]})["status"])
-    return PaymentChange(old_status=old_status, payment=_payment(new_image))
+    old_refund = None
+    if "last_refund" in old_image:
+        old_refund = RefundSummary.model_validate(from_item({"last_refund": old_image["last_refund"]})["last_refund"])
+    return PaymentChange(old_status=old_status, payment=_payment(new_image), old_refund=old_refund)
+
+
+def refund_succeeded(change: PaymentChange) -> RefundSummary | None:
+    """The refund this change shows succeeding, if any: succeeded now, and not already before."""
+    new, old = change.payment.last_refund, change.old_refund
+    if new is None or new.status is not RefundStatus.SUCCEEDED:
+        return None
+    if old is not None and old.refund_id == new.refund_id and old.status is RefundStatus.SUCCEEDED:
+        return None
+    return new
+
+
+def marker_key(kind: EmailKind, payment: Payment) -> str:
+    """The sort key of the sent-once marker of ``kind`` about ``payment``: one per refund for refunds."""
+    if kind is EmailKind.CLIENT_REFUNDED:
+        if payment.last_refund is None:
+            raise ValueError(f"payment {payment.payment_id} has no refund to email about")
+        return f"{kind}#{payment.last_refund.refund_id}"
+    return str(kind)
 
 
 def emails_for(change: PaymentChange) -> list[EmailKind]:
     """The emails ``change`` produces, client first (see the table in this module's docstring)."""
+    kinds = _status_emails(change)
+    if refund_succeeded(change) is not None:
+        kinds.append(EmailKind.CLIENT_REFUNDED)
+    return kinds
+
+
+def _status_emails(change: PaymentChange) -> list[EmailKind]:
     payment, old = change.payment, change.old_status
     new = payment.status
     if old is new:

@@ -13,6 +13,7 @@
 | plan      | PAYABLE#<payable>     | PLAN#<plan>                 | PLANDUE / <next due>       |
 | refund    | PAYABLE#<payable>     | REFUND#<refund>             |                            |
 | link      | LINK#<sha256(token)>  | LINK                        |                            |
+| removal   | REMOVE#<sha256(token)> | REMOVE                     | (TTL expires_at)           |
 | email     | EMAIL#<payment>       | <kind>                      | (sent-once marker)         |
 | counter   | RATE#<scope>          | <window>                    | (TTL expires_at)           |
 | idem      | IDEM#<firm>#<key>     | IDEM                        |                            |
@@ -69,6 +70,11 @@ def refund(payable_id: str, refund_id: str) -> Key:
 
 def link(token_hash: str) -> Key:
     return key(f"LINK#{token_hash}", "LINK")
+
+
+def method_removal(token_hash: str) -> Key:
+    """A client's "remove this stored method" link from a confirmation email."""
+    return key(f"REMOVE#{token_hash}", "REMOVE")
 
 
 def email_marker(payment_id: str, kind: str) -> Key:

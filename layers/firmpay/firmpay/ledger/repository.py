@@ -39,6 +39,7 @@ from firmpay.models.ledger import (
     Firm,
     IdempotencyRecord,
     Item,
+    MethodRemovalLink,
     Payable,
     PayLink,
     Payment,
@@ -804,6 +805,16 @@ class Ledger:
                 ExpressionAttributeValues=_values(status=status),
             )
 
+    def put_removal_link(self, link: MethodRemovalLink) -> None:
+        """Store a client's link to remove a stored method (one conditional put; TTL ``expires_at``)."""
+        self._create(
+            keys.method_removal(link.token_hash), "method_removal", link, expires_at=int(link.expires_at.timestamp())
+        )
+
+    def get_removal_link(self, token_hash: str) -> MethodRemovalLink | None:
+        item = self._get(keys.method_removal(token_hash))
+        return MethodRemovalLink.model_validate(item) if item else None
+
     # -- autopay: firms' idempotency keys and payment plans -------------------------------------
 
     def get_idempotency(self, firm_id: str, idempotency_key: str) -> IdempotencyRecord | None:
@@ -1022,6 +1033,9 @@ class Ledger:
         status: Literal["claimed", "sending"] = "claimed",
     ) -> Literal["claimed", "done", "busy", "uncertain"]:
         """Take the right to send one email (``EMAIL#<payment>`` / ``<kind>``) for ``lease_seconds``.
+
+        ``kind`` is the marker's sort key: the email kind, or ``<kind>#<refund_id>`` for a refund's
+        email (one marker per refund).
 
         ``claimed``: ours to send (no marker yet, or a claim that never reached SES and whose lease
         ran out); ``done``: sent or refused for good by SES; ``uncertain``: being handed to SES, or

@@ -171,6 +171,22 @@ class PayLink(Item):
         return self.revoked_at is None and now < self.expires_at
 
 
+class MethodRemovalLink(Item):
+    """A client's "remove this stored method" link, sent in a confirmation email.
+
+    Only the SHA-256 of its token is stored, like a pay link's; DynamoDB's TTL deletes it after
+    ``expires_at`` (and it is refused from then on, whenever the TTL sweep gets to it).
+    """
+
+    token_hash: str
+    firm_id: str
+    client_id: str
+    method_id: str
+    payment_id: str
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class PaymentStatus(StrEnum):
     PENDING = "pending"  # reserved, processor not (yet) confirmed
     REQUIRES_ACTION = "requires_action"  # 3-D Secure challenge outstanding, still reserved

@@ -323,13 +323,18 @@ def apply_intent(ledger: Ledger, payment: Payment, intent: Intent) -> Payment:
     return current
 
 
+def card_method_id(payment_id: str) -> str:
+    """The id of the card a payment stores: deterministic, so the submit, the webhook and the
+    sweep store one method between them (and its confirmation email can find it)."""
+    return "mth_" + hashlib.sha256(payment_id.encode()).hexdigest()[:24]
+
+
 def stored_method_from(payment: Payment, intent_method_id: str, now: datetime) -> StoredMethod | None:
     """The METHOD record for a succeeded payment whose client consented to storing it."""
     if not payment.store_method or payment.store_consent is None or payment.processor_customer_id is None:
         return None
     return StoredMethod(
-        # Deterministic, so the submit, the webhook and the sweep store one method between them.
-        method_id="mth_" + hashlib.sha256(payment.payment_id.encode()).hexdigest()[:24],
+        method_id=card_method_id(payment.payment_id),
         firm_id=payment.firm_id,
         client_id=payment.client_id,
         summary=payment.method,

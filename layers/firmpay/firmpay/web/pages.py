@@ -10,7 +10,7 @@ import hashlib
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from firmpay.config import get_settings
 from firmpay.ledger import LinkContext
@@ -20,6 +20,8 @@ from firmpay.payments.presenters import money_view
 
 if TYPE_CHECKING:
     import jinja2
+
+    from firmpay.payments.method_removal import RemovalView
 
 WEB = Path(__file__).resolve().parent
 STATIC = WEB / "static"
@@ -149,3 +151,20 @@ def render_pay_page(context: LinkContext) -> str:
 
 def render_link_error(status: int, offer_new_link: bool) -> str:
     return environment().get_template("link_error.html").render(status=status, offer_new_link=offer_new_link, lang="en")
+
+
+RemovalPageState = Literal["confirm", "removed", "already_removed", "retry", "not_found"]
+
+
+def render_method_removal(state: RemovalPageState, view: RemovalView | None = None) -> str:
+    """The page behind a "Remove it" link of a confirmation email, in the firm's language."""
+    return (
+        environment()
+        .get_template("method_removal.html")
+        .render(
+            state=state,
+            lang="fr-CA" if view is not None and view.firm.locale == "fr-CA" else "en",
+            firm_name=view.firm.name if view else "",
+            label=view.method.summary.label() if view else "",
+        )
+    )
