@@ -1,4 +1,5 @@
-"""moto's server with DynamoDB's write atomicity: ``python -m local.moto_server -H 127.0.0.1 -p PORT``.
+"""moto's server with DynamoDB's write atomicity and idempotent transactions:
+``python -m local.moto_server -H 127.0.0.1 -p PORT``.
 
 moto serves requests on threads and its DynamoDB backend does not lock: two concurrent
 conditional writes (``balance >= :amount``) on one item can both pass their condition, which
@@ -71,9 +72,49 @@ def keep_streams_through_rollbacks() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+def honour_client_request_tokens() -> None:
+    """TransactWriteItems with a ``ClientRequestToken`` already used successfully in the last 10
+    minutes succeeds again without writing, as DynamoDB does (idempotent; moto ignores the token).
+
+    botocore fills the token in itself and keeps it across its retries, so a transaction whose
+    answer was lost (a read timeout on a loaded machine) is not reported as a failed condition
+    when the SDK retries it.
+    """
+    import hashlib
+    import json
+    import time
+
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.transact_write_items
+    if getattr(original, "_firmpay_tokens", False):
+        return
+    done: dict[str, tuple[str, float, Any]] = {}
+
+    @functools.wraps(original)
+    def transact_write_items(self: Any) -> Any:
+        token = self.body.get("ClientRequestToken")
+        if not token:
+            return original(self)
+        fingerprint = hashlib.sha256(json.dumps(self.body["TransactItems"], sort_keys=True).encode()).hexdigest()
+        with _LOCK:
+            now = time.monotonic()
+            for old in [t for t, (_, at, _) in done.items() if now - at > 600]:
+                del done[old]
+            if token in done and done[token][0] == fingerprint:
+                return done[token][2]
+            result = original(self)
+            done[token] = (fingerprint, now, result)
+            return result
+
+    transact_write_items._firmpay_tokens = True  # type: ignore[attr-defined]
+    DynamoHandler.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def main() -> None:
     keep_streams_through_rollbacks()
     make_dynamodb_writes_atomic()
+    honour_client_request_tokens()
     from moto.server import main as moto_main
 
     moto_main(sys.argv[1:])

@@ -150,12 +150,49 @@ def _skeleton(version: str) -> dict[str, Any]:
     }
 
 
-def _shape_operation(operation: dict[str, Any], iam: bool) -> dict[str, Any]:
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+# Answers Powertools cannot describe from the handlers' signatures (a handler returning a
+# ``Response[str]`` is documented as a JSON string with status 200): pages, assets, the document
+# itself and a 202. (method, path) -> the success responses, replacing Powertools' ones.
+SUCCESS_RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
+    ("get", "/pay/{token}"): {"200": {"description": "The pay page (HTML).", "content": _HTML}},
+    ("get", "/methods/remove/{token}"): {"200": {"description": "The removal page (HTML).", "content": _HTML}},
+    ("post", "/methods/remove/{token}"): {"200": {"description": "The method is removed (HTML).", "content": _HTML}},
+    ("get", "/assets/{name}"): {
+        "200": {
+            "description": "A static asset of the pay page.",
+            "content": {
+                "text/css": {"schema": {"type": "string"}},
+                "text/javascript": {"schema": {"type": "string"}},
+            },
+        }
+    },
+    ("get", "/api/openapi.json"): {
+        "200": {"description": "This document.", "content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+    ("post", "/api/pay/{token}/new-link"): {
+        "202": {
+            "description": "Accepted; the answer never says whether a link exists or an email went out.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewLinkResponse"}}},
+        }
+    },
+}
+# Pages answer their errors as pages too ("This payment link is not valid").
+HTML_ERRORS = {("get", "/pay/{token}"), ("get", "/methods/remove/{token}"), ("post", "/methods/remove/{token}")}
+
+
+def _shape_operation(operation: dict[str, Any], iam: bool, method: str = "", path: str = "") -> dict[str, Any]:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     for status in [s for s in responses if s.isdigit() and int(s) >= 400]:
         del responses[status]  # Powertools' validation-error shape; ours replace it below
     for code_status, codes in error_statuses().items():
         responses[str(code_status)] = _error_response(codes)
+        if (method, path) in HTML_ERRORS:
+            responses[str(code_status)]["content"] = {**responses[str(code_status)]["content"], **_HTML}
+    if (method, path) in SUCCESS_RESPONSES:
+        for status in [s for s in responses if s.isdigit() and int(s) < 400]:
+            del responses[status]
+        responses.update(SUCCESS_RESPONSES[method, path])
     if "204" in responses:
         responses["204"] = {"description": responses["204"].get("description", "No content.")}
     if iam:
@@ -218,11 +255,14 @@ def build_document(
                 owners[path, method] = function
                 found = template.find_route(method.upper(), path)
                 iam = found is not None and found[0].iam
-                document["paths"].setdefault(path, {})[method] = _shape_operation(operation, iam)
+                document["paths"].setdefault(path, {})[method] = _shape_operation(operation, iam, method, path)
         for name, schema in part.get("components", {}).get("schemas", {}).items():
             if name in schemas and schemas[name] != schema:
                 raise OpenApiConflict(f"two different schemas are named {name!r} (one is in {function})")
             schemas[name] = schema
+    from firmpay.models.pay import NewLinkResponse  # documented by SUCCESS_RESPONSES, not by its handler
+
+    schemas.setdefault("NewLinkResponse", NewLinkResponse.model_json_schema())
     _prune_schemas(document)
     return document
 

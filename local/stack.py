@@ -669,6 +669,12 @@ class LocalStack:
             "RECAPTCHA_JS_URL": f"{gateway}/_local/recaptcha/api.js",
             "RECAPTCHA_VERIFY_URL": f"{gateway}/_local/recaptcha/siteverify",
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # Everything runs in this one process on a developer's (or CI's) two cores, with the
+            # emulators beside it: far slower than Lambda next to DynamoDB. Generous client
+            # timeouts keep a busy machine from looking like an outage (tests that want a timeout
+            # set their own).
+            "OUTBOUND_TIMEOUT_SECONDS": os.environ.get("OUTBOUND_TIMEOUT_SECONDS", "30"),
+            "AWS_READ_TIMEOUT_SECONDS": os.environ.get("AWS_READ_TIMEOUT_SECONDS", "30"),
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL")
             or (merged.get("POWERTOOLS_LOG_LEVEL", "INFO") if self.fixed else "WARNING"),
         }

@@ -7,18 +7,23 @@ PY=.venv/bin/python
 started=$(date +%s)
 step() { printf '\n==> %s\n' "$*"; }
 
-step "ruff"
+step "ruff, mypy (strict on layers/, functions/); the template checks alongside"
+template_log="$(mktemp)"
+scripts/check_template.sh >"$template_log" 2>&1 &
+template_pid=$!
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-
-step "mypy (strict on layers/, functions/)"
 .venv/bin/mypy layers/firmpay/firmpay functions/*/app.py
-
 step "template: cfn-lint, sam validate --lint, sam build"
-scripts/check_template.sh
+if ! wait "$template_pid"; then cat "$template_log"; rm -f "$template_log"; exit 1; fi
+cat "$template_log"; rm -f "$template_log"
 
-step "unit and integration tests"
-$PY -m pytest tests/unit tests/integration -q -p no:cacheprovider
+step "the local stack's own tests (alone: they count processes and stream records)"
+$PY -m pytest tests/integration/test_local_stack.py -q -p no:cacheprovider
+
+step "unit and integration tests, two workers (each with its own local stack)"
+$PY -m pytest tests/unit tests/integration -q -p no:cacheprovider -n 2 --dist loadfile \
+  --ignore tests/integration/test_local_stack.py --durations=15
 
 step "every event in events/ through its handler"
 $PY -m local.invoke --all

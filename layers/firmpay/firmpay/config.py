@@ -35,6 +35,8 @@ class Settings(BaseModel):
     # Read timeout of each Stripe and Plaid request, in seconds: with Stripe's two retries (same
     # Idempotency-Key) a silent processor still answers 503 within the functions' 20 s timeout.
     outbound_timeout_seconds: float = 5.0
+    # Read timeout of each DynamoDB request (botocore retries twice); SES gets three times it.
+    aws_read_timeout_seconds: float = 5.0
 
     # Plaid: one SSM SecureString holding {"client_id": ..., "secret": ...}.
     plaid_base_url: str = "https://sandbox.plaid.com"

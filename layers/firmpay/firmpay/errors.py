@@ -122,6 +122,36 @@ class EmailRejected(FirmPayError):
     default_message = "The mail service refused to deliver to the client's email address; please check it."
 
 
+class InvalidPaymentMethod(FirmPayError):
+    status, code = 422, "invalid_payment_method"
+    default_message = "We could not read this card. Please enter the card details again."
+
+
+class EcheckNotOffered(FirmPayError):
+    status, code = 422, "echeck_not_offered"
+    default_message = "Payment by eCheck is offered to clients of US firms only; please pay by card."
+
+
+class EcheckLimitExceeded(FirmPayError):
+    status, code = 422, "echeck_limit_exceeded"
+    default_message = "This amount is over the firm's limit for eCheck payments; please pay by card."
+
+
+class MandateRequired(FirmPayError):
+    status, code = 422, "mandate_required"
+    default_message = "Please check the box authorizing the withdrawal before submitting."
+
+
+class BankAccountRefused(FirmPayError):
+    status, code = 422, "bank_account_not_supported"
+    default_message = "Please choose a checking or savings account."
+
+
+class BankLinkFailed(FirmPayError):
+    status, code = 422, "bank_link_failed"
+    default_message = "We could not connect to your bank. Please try again or pay by card."
+
+
 class WebhookSignatureInvalid(FirmPayError):
     status, code = 400, "invalid_signature"
     default_message = "The webhook signature is missing, invalid or too old."
@@ -154,6 +184,12 @@ class RefundExceedsPayment(FirmPayError):
 
 ERROR_CLASSES: tuple[type[FirmPayError], ...] = (
     EmailRejected,
+    InvalidPaymentMethod,
+    EcheckNotOffered,
+    EcheckLimitExceeded,
+    MandateRequired,
+    BankAccountRefused,
+    BankLinkFailed,
     InvalidRequest,
     MalformedJson,
     NotFound,

@@ -43,7 +43,10 @@ def ses_client() -> SESV2Client:
 
     # No SDK retries: botocore would also resend after a read timeout, when SES may have accepted
     # the message; send_raw retries only the answers that say it did not.
-    config = botocore.config.Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=2, read_timeout=15)
+    read_timeout = 3 * get_settings().aws_read_timeout_seconds
+    config = botocore.config.Config(
+        retries={"mode": "standard", "max_attempts": 1}, connect_timeout=2, read_timeout=read_timeout
+    )
     return botocore.session.get_session().create_client("sesv2", config=config)  # type: ignore[return-value]
 
 

@@ -19,10 +19,12 @@ def dynamodb_client() -> DynamoDBClient:
     import botocore.config
     import botocore.session
 
+    from firmpay.config import get_settings
+
     config = botocore.config.Config(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=2,
-        read_timeout=5,
+        read_timeout=get_settings().aws_read_timeout_seconds,
         max_pool_connections=32,
     )
     return botocore.session.get_session().create_client("dynamodb", config=config)  # type: ignore[return-value]

@@ -199,15 +199,19 @@ class Ledger:
     def _create(self, key: keys.Key, entity: str, model: Item, **extra: Any) -> None:
         from botocore.exceptions import ClientError
 
+        item = self._put(key, entity, model, **extra)
         try:
             with dynamodb_errors():
                 self._db.put_item(
                     TableName=self._table,
-                    Item=self._put(key, entity, model, **extra),
+                    Item=item,
                     ConditionExpression="attribute_not_exists(pk)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                if error.response.get("Item") == item:
+                    return  # our own write, retried by the SDK after a lost answer: done already
                 raise Conflict(f"This {entity} already exists.") from error
             raise
 

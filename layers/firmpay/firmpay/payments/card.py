@@ -18,7 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from firmpay.errors import Conflict, FirmPayError, InvalidRequest, NotFound, ReviewExpired, ServiceUnavailable
+from firmpay.errors import (
+    Conflict,
+    InvalidPaymentMethod,
+    InvalidRequest,
+    NotFound,
+    ReviewExpired,
+    ServiceUnavailable,
+)
 from firmpay.gateways.captcha import CaptchaVerifier
 from firmpay.ledger import Ledger, LinkContext
 from firmpay.models.card import CardResultResponse, CardResultStatus, CardReviewResponse
@@ -45,12 +52,6 @@ from firmpay.payments.checkout import (
 )
 from firmpay.payments.presenters import payment_result, review_response
 from firmpay.payments.processor import ConfirmRequest, Intent, PaymentProcessor, ProcessorUnavailable
-
-
-class InvalidPaymentMethod(FirmPayError):
-    status, code = 422, "invalid_payment_method"
-    default_message = "We could not read this card. Please enter the card details again."
-
 
 # Stripe's decline and error codes -> the stable codes of our API (anything else: card_declined).
 DECLINE_CODES = {

@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from firmpay.errors import FirmPayError, InvalidRequest, ReviewExpired, ServiceUnavailable
+from firmpay.errors import (
+    BankAccountRefused,
+    BankLinkFailed,
+    EcheckLimitExceeded,
+    EcheckNotOffered,
+    FirmPayError,
+    InvalidRequest,
+    MandateRequired,
+    ReviewExpired,
+    ServiceUnavailable,
+)
 from firmpay.ledger import DailyLimit, Ledger, LinkContext
 from firmpay.models.ledger import (
     BankConnection,
@@ -59,31 +69,6 @@ STRIPE_TO_ACH_RETURN = {
 }
 # Returns that say the account can never be debited again: a stored method becomes unusable.
 ACCOUNT_GONE_RETURNS = frozenset({"R02", "R03", "R04", "R10", "R16", "R29"})
-
-
-class EcheckNotOffered(FirmPayError):
-    status, code = 422, "echeck_not_offered"
-    default_message = "Payment by eCheck is offered to clients of US firms only; please pay by card."
-
-
-class EcheckLimitExceeded(FirmPayError):
-    status, code = 422, "echeck_limit_exceeded"
-    default_message = "This amount is over the firm's limit for eCheck payments; please pay by card."
-
-
-class MandateRequired(FirmPayError):
-    status, code = 422, "mandate_required"
-    default_message = "Please check the box authorizing the withdrawal before submitting."
-
-
-class BankAccountRefused(FirmPayError):
-    status, code = 422, "bank_account_not_supported"
-    default_message = "Please choose a checking or savings account."
-
-
-class BankLinkFailed(FirmPayError):
-    status, code = 422, "bank_link_failed"
-    default_message = "We could not connect to your bank. Please try again or pay by card."
 
 
 @dataclass(frozen=True)
