@@ -492,9 +492,21 @@ class MalformedAnswer(Exception):
     """A handler answered something API Gateway cannot map (it answers 502)."""
 
 
+# The headers template.yaml's GatewayResponses (DEFAULT_4XX, DEFAULT_5XX) add to API Gateway's own
+# answers (JSON, nothing to run: no CSP, whose quotes API Gateway's header literals cannot hold).
+GATEWAY_RESPONSE_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+}
+
+
 def gateway_error(status: int, message: str, error_type: str | None = None, request_id: str | None = None) -> Answer:
     """An answer API Gateway itself produces (403 Missing Authentication Token, 502, ...)."""
     headers = [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id or str(uuid.uuid4()))]
+    headers += list(GATEWAY_RESPONSE_HEADERS.items())
     if error_type:
         headers.append(("x-amzn-ErrorType", error_type))
     return status, headers, json.dumps({"message": message}).encode()

@@ -37,18 +37,22 @@ def make_dynamodb_writes_atomic() -> None:
 
 
 def keep_streams_through_rollbacks() -> None:
-    """A canceled TransactWriteItems must not orphan the table's stream (idempotent).
+    """A canceled TransactWriteItems must not orphan the table's stream, nor copy it (idempotent).
 
-    moto rolls a canceled transaction back by replacing each table with a deep copy taken before
-    it, stream shard included: stream readers keep the old shard object and never see another
-    record (confirmation emails stop for good after the first lost race). Keep the live shard
-    instead, without the records of the canceled writes.
+    moto backs a transaction up by deep-copying every table it touches and rolls a canceled one
+    back by putting the copies in place. The copy included the stream shard with every record
+    ever written: each transaction cost time and memory in proportion to the table's whole
+    history (a long test session grew moto past 10 GB), and a rollback left stream readers on
+    the old shard object, so they never saw another record. The shard is now shared by the copy
+    (never copied), and a rollback drops the canceled writes' records from it.
     """
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import StreamShard
 
     original = DynamoDBBackend.transact_write_items
     if getattr(original, "_firmpay_streams", False):
         return
+    StreamShard.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
 
     @functools.wraps(original)
     def transact_write_items(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -62,7 +66,7 @@ def keep_streams_through_rollbacks() -> None:
         except Exception:
             for name, (shard, length) in shards.items():
                 table = self.tables.get(name)
-                if table is not None and table.stream_shard is not shard:
+                if table is not None:
                     del shard.items[length:]
                     shard.table = table
                     table.stream_shard = shard

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -61,6 +62,7 @@ def _logs_hold_no_secrets() -> Iterator[None]:
     issued: list[str] = []
     real_new_token = links.new_token
 
+    @functools.wraps(real_new_token)
     def recording_new_token() -> str:
         token = real_new_token()
         issued.append(token)

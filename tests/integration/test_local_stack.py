@@ -69,15 +69,6 @@ def test_a_signed_firm_request_goes_through_the_gateway_to_the_handler(stack: Lo
     assert seen[0]["resource"] == "/firm/autopay"
 
 
-def test_the_real_placeholder_answers_through_the_full_path(stack: LocalStack) -> None:
-    spec = stack.template.function("autopay_charge") if stack.template else None
-    if spec is None or "placeholder" not in spec.module_file.read_text():
-        pytest.skip("autopay_charge is implemented now; the handler-fixture test above covers the path")
-    answer = requests.post(f"{stack.urls['gateway']}/firm/autopay", data="{}", auth=IamAuth("firm-us"), timeout=10)
-    assert answer.status_code == 501
-    assert answer.json()["code"] == "not_implemented"
-
-
 def test_unsigned_firm_requests_and_unknown_routes_get_api_gateways_403(stack: LocalStack) -> None:
     gateway = stack.urls["gateway"]
     unsigned = requests.post(f"{gateway}/firm/clients", json={}, timeout=10)

@@ -467,3 +467,17 @@ def test_concurrent_requests_never_see_each_others_powertools_event(tmp_path: Pa
         server.server.server_close()
 
     assert [(a["name"], a["asked"], a["still"]) for a in answers] == [(f"p{i}", str(i), str(i)) for i in range(40)]
+
+
+def test_the_local_gateway_s_own_errors_carry_the_template_s_gateway_response_headers() -> None:
+    from cfnlint.decode import decode
+
+    from local.gateway import GATEWAY_RESPONSE_HEADERS, gateway_error
+
+    template, _ = decode(str(Path(__file__).resolve().parents[2] / "template.yaml"))
+    responses = template["Resources"]["Api"]["Properties"]["GatewayResponses"]
+    for kind in ("DEFAULT_4XX", "DEFAULT_5XX"):
+        declared = {k: v.strip("'") for k, v in responses[kind]["ResponseParameters"]["Headers"].items()}
+        assert declared == GATEWAY_RESPONSE_HEADERS
+    _, headers, _ = gateway_error(403, "Missing Authentication Token")
+    assert set(GATEWAY_RESPONSE_HEADERS.items()) <= set(headers)
