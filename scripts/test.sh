@@ -23,7 +23,10 @@ $PY -m pytest tests/integration/test_local_stack.py -q -p no:cacheprovider
 
 step "unit and integration tests, two workers (each with its own local stack)"
 $PY -m pytest tests/unit tests/integration -q -p no:cacheprovider -n 2 --dist loadfile \
-  --ignore tests/integration/test_local_stack.py --durations=15
+  --ignore tests/integration/test_local_stack.py --ignore tests/integration/test_fuzz_api.py --durations=15
+
+step "fuzzing the HTTP API (schemathesis; one process: its last tests add up what every operation answered)"
+$PY -m pytest tests/integration/test_fuzz_api.py -q -p no:cacheprovider
 
 step "every event in events/ through its handler"
 $PY -m local.invoke --all
