@@ -26,6 +26,7 @@ from tests.support.autopay_stack import (
     store_consent,
 )
 from tests.support.card_stack import CARD_3DS, CARD_OK, open_link, quiet_table
+from tests.support.echeck_stack import open_echeck_link, stripe_test_control
 
 TOTAL = 150_050  # create_billed's default bill: 1,200.00 + 300.50
 
@@ -378,3 +379,37 @@ def test_ten_concurrent_calls_with_one_key_charge_once(autopay: Autopay) -> None
     assert len(charged(intents)) == 1
     payable = autopay.link.invariant()
     assert (payable.paid_minor, payable.balance_minor) == (60_000, TOTAL - 60_000)
+
+
+def test_a_bank_account_stored_on_the_pay_page_is_debited_under_its_mandate(stack: LocalStack) -> None:
+    # Given a client who paid 100.00 by eCheck and ticked "store this payment method"
+    link = open_echeck_link(stack)
+    first = link.pay_echeck(amount=10_000, store=True)
+    assert first["status"] == "processing"
+    [method] = link.ledger.list_methods(link.billed.firm.firm_id, link.billed.client.client_id)
+    assert method.summary.type == "echeck"
+    assert method.mandate_id is not None
+    autopay = Autopay(stack, link, method)
+
+    # When the firm debits 250.00 through POST /firm/autopay
+    answer = autopay.route(autopay.payload(25_000, currency="USD"))
+
+    # Then the debit is processing under the stored mandate, its amount reserved
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["status"] == "processing"
+    assert body["origin"] == "autopay"
+    payable = link.invariant()
+    assert (payable.pending_minor, payable.balance_minor) == (35_000, TOTAL - 35_000)
+    intent = link.stripe.v1.payment_intents.retrieve(
+        link.intent_of(body["payment_id"]), params={"expand": ["latest_charge"]}
+    ).to_dict()
+    assert intent["status"] == "processing"
+    assert intent["latest_charge"]["payment_method_details"]["us_bank_account"]["mandate"] == method.mandate_id
+
+    # And when the bank settles both debits, the bill is paid by 350.00
+    for payment_id in (first["payment_id"], body["payment_id"]):
+        assert stripe_test_control(stack, link.intent_of(payment_id), "settle").status_code == 200
+        link.wait_for_status(payment_id, "succeeded", timeout=15)
+    payable = link.invariant()
+    assert (payable.paid_minor, payable.pending_minor) == (35_000, 0)
