@@ -21,8 +21,8 @@ cat "$template_log"; rm -f "$template_log"
 step "the local stack's own tests (alone: they count processes and stream records)"
 $PY -m pytest tests/integration/test_local_stack.py -q -p no:cacheprovider
 
-step "unit and integration tests, two workers (each with its own local stack)"
-$PY -m pytest tests/unit tests/integration -q -p no:cacheprovider -n 2 --dist loadfile \
+step "unit and integration tests, three workers (each with its own local stack; much of their time is spent waiting on moto and the emulators)"
+$PY -m pytest tests/unit tests/integration -q -p no:cacheprovider -n 3 --dist loadfile \
   --ignore tests/integration/test_local_stack.py --ignore tests/integration/test_fuzz_api.py --durations=15
 
 step "fuzzing the HTTP API (schemathesis; one process: its last tests add up what every operation answered)"

@@ -406,7 +406,7 @@ def test_the_ledger_follows_the_model_through_any_sequence_of_payments_and_refun
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=50,
+            max_examples=25,  # x 20 steps: ~25 s; derandomized, so CI runs the same 25 sequences
             stateful_step_count=20,
             derandomize=True,
             database=None,
