@@ -51,12 +51,13 @@ from firmpay.payments.checkout import (
     STORE_METHOD_TEXT_VERSION,
     check_amount,
     confirm_payment,
+    create_unconfirmed_intent,
     open_payment,
     payment_id_for,
     sha256_hex,
 )
 from firmpay.payments.firm_admin import authorized_firm, is_resource_id
-from firmpay.payments.processor import IntentRequest, PaymentProcessor, ProcessorUnavailable
+from firmpay.payments.processor import PaymentProcessor, ProcessorUnavailable
 
 # Consent texts under which a client agreed that the firm may charge the stored method later.
 STORE_CONSENT_VERSIONS = frozenset({STORE_METHOD_TEXT_VERSION})
@@ -268,30 +269,17 @@ def _create_intent(
     """The unconfirmed intent (nothing charged yet), and the in-memory review checkout opens."""
     review_id = "rev_" + sha256_hex(f"{origin}#{firm.firm_id}#{request.idempotency_key}#{fingerprint}")[:24]
     destination = payable.destination
-    kind = "Trust deposit" if payable.kind == "trust_request" else "Bill"
-    try:
-        intent = processor.create_intent(
-            IntentRequest(
-                amount_minor=request.amount_minor,
-                currency=payable.currency,
-                payment_method_id=method.processor_method_id,
-                method_type="card" if method.summary.type == "card" else "us_bank_account",
-                idempotency_key=f"fp-review-{review_id}",
-                customer_id=method.processor_customer_id,
-                description=f"{firm.name} - {kind} {payable.number}",
-                metadata={
-                    "firm_id": firm.firm_id,
-                    "payable_id": payable.payable_id,
-                    "review_id": review_id,
-                    "payment_id": payment_id_for(review_id),
-                    "destination": destination,
-                    "origin": origin,
-                    "method_id": method.method_id,
-                },
-            )
-        )
-    except ProcessorUnavailable as error:
-        raise ServiceUnavailable() from error
+    intent = create_unconfirmed_intent(
+        processor,
+        firm,
+        payable,
+        review_id,
+        request.amount_minor,
+        method.summary.type,
+        method.processor_method_id,
+        method.processor_customer_id,
+        metadata={"origin": origin, "method_id": method.method_id},
+    )
     return Review(
         review_id=review_id,
         payable_id=payable.payable_id,

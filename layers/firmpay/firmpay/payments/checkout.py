@@ -31,6 +31,7 @@ from firmpay.models.ledger import (
     BillingDetails,
     Client,
     Consent,
+    Firm,
     IdempotencyRecord,
     Mandate,
     MethodSummary,
@@ -133,28 +134,9 @@ def create_review(
     customer_id = ensure_customer(ledger, processor, context.client)
     review_id = new_id("rev")
     destination = payable.destination
-    kind = "Trust deposit" if payable.kind == "trust_request" else "Bill"
-    try:
-        intent = processor.create_intent(
-            IntentRequest(
-                amount_minor=amount_minor,
-                currency=payable.currency,
-                payment_method_id=payment_method_id,
-                method_type="card" if method.type == "card" else "us_bank_account",
-                idempotency_key=f"fp-review-{review_id}",
-                customer_id=customer_id,
-                description=f"{firm.name} - {kind} {payable.number}",
-                metadata={
-                    "firm_id": firm.firm_id,
-                    "payable_id": payable.payable_id,
-                    "review_id": review_id,
-                    "payment_id": payment_id_for(review_id),
-                    "destination": destination,
-                },
-            )
-        )
-    except ProcessorUnavailable as error:
-        raise ServiceUnavailable() from error
+    intent = create_unconfirmed_intent(
+        processor, firm, payable, review_id, amount_minor, method.type, payment_method_id, customer_id
+    )
     review = Review(
         review_id=review_id,
         payable_id=payable.payable_id,
@@ -176,6 +158,44 @@ def create_review(
     )
     ledger.put_review(review)
     return review
+
+
+def create_unconfirmed_intent(
+    processor: PaymentProcessor,
+    firm: Firm,
+    payable: Payable,
+    review_id: str,
+    amount_minor: int,
+    method_type: MethodType,
+    payment_method_id: str,
+    customer_id: str | None,
+    metadata: dict[str, str] | None = None,
+) -> Intent:
+    """The processor intent of a review (nothing charged until it is confirmed), created once per
+    review id (idempotently); its metadata name the payment the webhook and the sweep will apply."""
+    kind = "Trust deposit" if payable.kind == "trust_request" else "Bill"
+    try:
+        return processor.create_intent(
+            IntentRequest(
+                amount_minor=amount_minor,
+                currency=payable.currency,
+                payment_method_id=payment_method_id,
+                method_type="card" if method_type == "card" else "us_bank_account",
+                idempotency_key=f"fp-review-{review_id}",
+                customer_id=customer_id,
+                description=f"{firm.name} - {kind} {payable.number}",
+                metadata={
+                    "firm_id": firm.firm_id,
+                    "payable_id": payable.payable_id,
+                    "review_id": review_id,
+                    "payment_id": payment_id_for(review_id),
+                    "destination": payable.destination,
+                    **(metadata or {}),
+                },
+            )
+        )
+    except ProcessorUnavailable as error:
+        raise ServiceUnavailable() from error
 
 
 def load_review(ledger: Ledger, payable_id: str, review_id: str, now: datetime) -> tuple[Review, Payable]:
