@@ -281,10 +281,14 @@ def test_a_pay_page_card_decline_sends_nothing_but_an_autopay_failure_emails_a_n
     assert stack.ledger.reserve(autopay)
     assert stack.ledger.release(autopay, PaymentStatus.FAILED, failure_code="card_declined")
     stack.poller.drain()
-    (mail,) = emails_about(stack, billed.payable.number)
-    assert mail["to"] == CLIENT_EMAIL
+    messages = emails_about(stack, billed.payable.number)
+    (mail,) = to(messages, CLIENT_EMAIL)
     assert mail["subject"].startswith("Your payment did not go through")
     assert any("/pay/" in u for u in mail["links"])
+    (notice,) = to(messages, FIRM_EMAIL)  # and the firm hears that its automatic charge failed
+    assert notice["subject"].startswith("Automatic charge failed: Jordan Client")
+    assert "card_declined" in notice["text"]
+    assert len(messages) == 2
 
 
 # -- replaying the dead-letter queue ---------------------------------------------------------------

@@ -270,6 +270,8 @@ def payment_email_context(
         "deposit_account": deposit_account,
         "details": details,
         "returned": bool(payment.return_code),
+        "failure_code": payment.failure_code or "",
+        "origin": payment.origin,
         "return_code": payment.return_code or "",
         "reason": reason,
         "pay_url": pay_url,

@@ -8,7 +8,7 @@ One email per (payment, kind), whatever the number of times the stream delivers 
 | eCheck -> processing                               | payment submitted       |                   |
 | eCheck processing -> succeeded (settled)           |                         | payment received  |
 | eCheck processing -> failed (returned, R-code)     | payment returned + link | payment returned  |
-| autopay / plan (origin != pay_page) -> failed      | payment failed + link   |                   |
+| autopay / plan (origin != pay_page) -> failed      | payment failed + link   | charge failed     |
 | pay-page payment -> failed before processing       |                         |                   |
 | anything -> canceled; an unchanged status          |                         |                   |
 | a refund of the payment -> succeeded (any status)  | refund issued           |                   |
@@ -45,6 +45,7 @@ class EmailKind(StrEnum):
     CLIENT_FAILED = "client_payment_failed"
     FIRM_RECEIVED = "firm_payment_received"
     FIRM_RETURNED = "firm_payment_returned"
+    FIRM_FAILED = "firm_payment_failed"
     CLIENT_REFUNDED = "client_payment_refunded"
 
     @property
@@ -139,7 +140,7 @@ def _status_emails(change: PaymentChange) -> list[EmailKind]:
         if echeck and old is PaymentStatus.PROCESSING:
             return [EmailKind.CLIENT_FAILED, EmailKind.FIRM_RETURNED]
         if payment.origin != "pay_page":
-            return [EmailKind.CLIENT_FAILED]
+            return [EmailKind.CLIENT_FAILED, EmailKind.FIRM_FAILED]
     return []
 
 
