@@ -15,20 +15,6 @@
     return node;
   }
 
-  /* "1500.50", "1,500.50", "1500,50" (fr-CA), "$ 25" -> minor units; null when not an amount. */
-  function parseAmount(text) {
-    var cleaned = String(text || '').trim().replace(/[\s$\u00a0\u202f]/g, '');
-    if (/^\d{1,3}(,\d{3})+(\.\d{1,2})?$/.test(cleaned)) {
-      cleaned = cleaned.replace(/,/g, '');
-    } else if (/^\d+,\d{1,2}$/.test(cleaned)) {
-      cleaned = cleaned.replace(',', '.');
-    }
-    var match = /^(\d{1,9})(?:\.(\d{1,2}))?$/.exec(cleaned);
-    if (!match) { return null; }
-    var cents = (match[2] || '') + '00';
-    return parseInt(match[1], 10) * 100 + parseInt(cents.slice(0, 2), 10);
-  }
-
   function start() {
     var section = byId('card-section');
     if (!section) { return; }
@@ -46,16 +32,7 @@
     var stripe = null;
     var cardElement = null;
 
-    function showError(id, message, focusId) {
-      var box = byId(id);
-      box.textContent = message;
-      box.hidden = false;
-      if (focusId) {
-        var field = byId(focusId);
-        field.setAttribute('aria-invalid', 'true');
-        field.focus();
-      }
-    }
+    var showError = window.FirmPay.showError;
 
     function clearErrors() {
       ['card-amount-error', 'card-error', 'billing-error', 'card-submit-error'].forEach(function (id) {
@@ -96,22 +73,7 @@
     // -- the form ---------------------------------------------------------------------------------
 
     function checkAmount() {
-      var minor = parseAmount(byId('card-amount').value);
-      if (minor === null || minor <= 0) {
-        showError('card-amount-error', 'Enter the amount to pay, for example 250.00.', 'card-amount');
-        return null;
-      }
-      if (minor > data.balance_minor) {
-        showError('card-amount-error', 'The amount is more than the balance due (' +
-          section.dataset.balanceFormatted + ').', 'card-amount');
-        return null;
-      }
-      if (minor < data.minimum_minor) {
-        showError('card-amount-error', 'The minimum payment is ' + section.dataset.minimumFormatted + '.',
-          'card-amount');
-        return null;
-      }
-      return minor;
+      return window.FirmPay.checkAmount('card', section, data);
     }
 
     function checkBilling() {

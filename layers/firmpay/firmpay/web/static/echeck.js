@@ -58,16 +58,7 @@
 
     // -- messages --------------------------------------------------------------------------------
 
-    function showError(id, message, focusId) {
-      var box = byId(id);
-      box.textContent = message;
-      box.hidden = false;
-      if (focusId) {
-        var field = byId(focusId);
-        field.setAttribute('aria-invalid', 'true');
-        field.focus();
-      }
-    }
+    var showError = pay.showError;
 
     function clearErrors() {
       ['echeck-amount-error', 'echeck-name-error', 'echeck-error', 'echeck-authorize-error',
@@ -207,22 +198,7 @@
     // -- the form ------------------------------------------------------------------------------------
 
     function checkAmount() {
-      var minor = pay.parseAmount(byId('echeck-amount').value);
-      if (minor === null || minor <= 0) {
-        showError('echeck-amount-error', 'Enter the amount to pay, for example 250.00.', 'echeck-amount');
-        return null;
-      }
-      if (minor > data.balance_minor) {
-        showError('echeck-amount-error', 'The amount is more than the balance due (' +
-          section.dataset.balanceFormatted + ').', 'echeck-amount');
-        return null;
-      }
-      if (minor < data.minimum_minor) {
-        showError('echeck-amount-error', 'The minimum payment is ' + section.dataset.minimumFormatted + '.',
-          'echeck-amount');
-        return null;
-      }
-      return minor;
+      return pay.checkAmount('echeck', section, data);
     }
 
     function review() {

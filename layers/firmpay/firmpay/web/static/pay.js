@@ -80,7 +80,41 @@
     });
   }
 
+  /* Show message in the error box id; focusId: the field to mark invalid and focus. */
+  function showError(id, message, focusId) {
+    var box = document.getElementById(id);
+    box.textContent = message;
+    box.hidden = false;
+    if (focusId) {
+      var field = document.getElementById(focusId);
+      field.setAttribute('aria-invalid', 'true');
+      field.focus();
+    }
+  }
+
+  /* The amount typed in the section's "<prefix>-amount" field, in minor units, or null after saying
+     why it cannot be paid (empty, over the balance due, under the minimum). */
+  function checkAmount(prefix, section, data) {
+    var field = prefix + '-amount';
+    var minor = parseAmount(document.getElementById(field).value);
+    if (minor === null || minor <= 0) {
+      showError(field + '-error', 'Enter the amount to pay, for example 250.00.', field);
+      return null;
+    }
+    if (minor > data.balance_minor) {
+      showError(field + '-error', 'The amount is more than the balance due (' +
+        section.dataset.balanceFormatted + ').', field);
+      return null;
+    }
+    if (minor < data.minimum_minor) {
+      showError(field + '-error', 'The minimum payment is ' + section.dataset.minimumFormatted + '.', field);
+      return null;
+    }
+    return minor;
+  }
+
   window.FirmPay = {
-    postJson: postJson, payData: payData, tokenBase: tokenBase, updateTotals: updateTotals, parseAmount: parseAmount
+    postJson: postJson, payData: payData, tokenBase: tokenBase, updateTotals: updateTotals, parseAmount: parseAmount,
+    showError: showError, checkAmount: checkAmount
   };
 })();
