@@ -3,11 +3,12 @@
 PY := .venv/bin/python
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup dev test lint typecheck template unit integration e2e bench load invoke replay-dlq openapi build clean
+.PHONY: help setup dev test test-live lint typecheck template unit integration e2e bench load invoke replay-dlq openapi build clean
 
 help:
 	@echo "make dev     start the local stack on 127.0.0.1:3000, seed demo firms, print pay links"
 	@echo "make test    lint, types, template checks, unit, integration and browser tests"
+	@echo "make test-live   the payment scenarios against Stripe test mode and Plaid sandbox (needs their keys)"
 	@echo "make bench   cold-start and DynamoDB-request figures per function"
 	@echo "make load    60 s of clients, firms and webhooks on a local stack, then the money checks (ARGS=\"--seconds 10\")"
 	@echo "make invoke FN=<function> EVENT=events/<file>.json   run one handler against the local stack"
@@ -21,6 +22,9 @@ dev: setup
 
 test: setup
 	@scripts/test.sh
+
+test-live: setup
+	@scripts/test_live.sh
 
 lint: setup
 	.venv/bin/ruff check .

@@ -381,8 +381,13 @@ def build_event(
     stage: str = STAGE,
     request_id: str | None = None,
     domain: str | None = None,
+    base_path: str | None = None,
 ) -> dict[str, Any]:
     """The API Gateway REST API (v1) proxy event for one request, as AWS builds it.
+
+    ``base_path``: what the browser's path has in front of ``path``; ``requestContext.path`` is the
+    whole of it. None: ``/{stage}``, a request to the execute-api URL (``path`` lacks the stage);
+    ``""``: a custom domain mapped at its root (both paths the same).
 
     ``path`` is the request path as received (API Gateway keeps percent-encoding there);
     ``params`` are the decoded path parameters; query values are decoded, the last value of a
@@ -445,7 +450,7 @@ def build_event(
             "httpMethod": method,
             "extendedRequestId": base64.b32encode(uuid.uuid4().bytes)[:16].decode(),
             "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "path": f"/{stage}{path}",
+            "path": (f"/{stage}" if base_path is None else base_path) + path,
             "accountId": "123456789012",
             "protocol": "HTTP/1.1",
             "stage": stage,
@@ -526,8 +531,14 @@ class LocalGateway:
         template: Template | None = None,
         log: Callable[[str], None] | None = stderr_log,
         max_containers: int = 32,
+        stage_path: bool = True,
     ) -> None:
+        """``stage_path``: also serve the API under ``/{stage}`` as API Gateway's own URL does
+        (``https://{api}.execute-api.{region}.amazonaws.com/{stage}/...``); the root stands for a
+        custom domain mapped at its root. AWS keeps both open unless the execute-api endpoint is
+        disabled."""
         self.template = template or load_template()
+        self.stage_prefix = f"/{STAGE}" if stage_path else None
         self.functions = FunctionRegistry(self.template, max_containers)
         self.dev_routes: dict[str, DevRoute] = {}
         self.log = log
@@ -547,7 +558,12 @@ class LocalGateway:
             def _handle(self) -> None:
                 gateway.handle(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+            def __getattr__(self, name: str) -> Any:
+                # Every method reaches dispatch (TRACE, PROPFIND, ...): API Gateway answers a method no
+                # route has with its 403, where http.server would answer 501 by itself.
+                if name.startswith("do_"):
+                    return self._handle
+                raise AttributeError(name)
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
@@ -607,6 +623,11 @@ class LocalGateway:
         if path.startswith("/_local"):
             return self._dev(method, path, headers, body)
         request_id = str(uuid.uuid4())
+        base_path = ""
+        if self.stage_prefix and (path == self.stage_prefix or path.startswith(self.stage_prefix + "/")):
+            base_path, path = self.stage_prefix, path[len(self.stage_prefix) :] or "/"
+        # A path or a method no route has: API Gateway's 403 (AWS re:Post knowledge center,
+        # "api-gateway-authentication-token-errors": "a method or resource that does not exist").
         found = self.template.find_route(method, path)
         if found is None:
             return gateway_error(403, "Missing Authentication Token", "MissingAuthenticationTokenException", request_id)
@@ -619,7 +640,18 @@ class LocalGateway:
                 return gateway_error(403, rejected.message, rejected.error_type, request_id)
         event_headers = _with_forwarding(headers, source_ip, self.port)
         event = build_event(
-            route, method, path, query, event_headers, body, params, source_ip, user, request_id=request_id, domain=host
+            route,
+            method,
+            path,
+            query,
+            event_headers,
+            body,
+            params,
+            source_ip,
+            user,
+            request_id=request_id,
+            domain=host,
+            base_path=base_path,
         )
         spec = self.template.function(route.function)
         started = time.monotonic()

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firmpay.api import client_ip, html_response, make_resolver, user_agent
+from firmpay.api import base_path, client_ip, html_response, make_resolver, user_agent
 from firmpay.config import get_settings
 from firmpay.gateways.captcha import RecaptchaVerifier
 from firmpay.gateways.stripe_gateway import StripeGateway
@@ -99,22 +99,24 @@ def complete_card(token: str, request: CardCompleteRequest) -> CardResultRespons
 def method_removal_page(token: str) -> Response[str]:
     from firmpay.web.pages import render_method_removal
 
+    base = base_path(app.current_event.raw_event)
     try:
         view = method_removal.find_removal(_ledger(), token, datetime.now(UTC))
     except method_removal.RemovalLinkNotFound:
-        return html_response(404, render_method_removal("not_found"))
-    return html_response(200, render_method_removal("already_removed" if view.removed else "confirm", view))
+        return html_response(404, render_method_removal("not_found", base=base))
+    return html_response(200, render_method_removal("already_removed" if view.removed else "confirm", view, base))
 
 
 @app.post("/methods/remove/<token>")
 def remove_stored_method(token: str) -> Response[str]:
     from firmpay.web.pages import render_method_removal
 
+    base = base_path(app.current_event.raw_event)
     try:
         view, result = method_removal.remove_method(_ledger(), StripeGateway(), token, datetime.now(UTC))
     except method_removal.RemovalLinkNotFound:
-        return html_response(404, render_method_removal("not_found"))
-    return html_response(503 if result == "retry" else 200, render_method_removal(result, view))
+        return html_response(404, render_method_removal("not_found", base=base))
+    return html_response(503 if result == "retry" else 200, render_method_removal(result, view, base))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

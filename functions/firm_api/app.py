@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firmpay.api import caller_arn, html_response, make_resolver
+from firmpay.api import base_path, caller_arn, html_response, make_resolver
 from firmpay.config import get_settings
 from firmpay.ledger import Ledger, default_ledger
 from firmpay.models.api import (
@@ -168,7 +168,7 @@ def get_mandate(firm_id: str, payable_id: str, payment_id: str) -> MandateOut:
 )
 def print_mandate(firm_id: str, payable_id: str, payment_id: str) -> Response[str]:
     mandate = mandate_of(_ledger(), _firm(firm_id), payable_id, payment_id)
-    return html_response(200, render_mandate(mandate))
+    return html_response(200, render_mandate(mandate, base_path(app.current_event.raw_event)))
 
 
 @app.post(

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from firmpay.api import error_response, html_response, json_response, make_resolver, security_headers
+from firmpay.api import base_path, error_response, html_response, json_response, make_resolver, security_headers
 from firmpay.config import get_settings
 from firmpay.errors import FirmPayError, NotFound, PayLinkExpired, PayLinkNotFound, ServiceUnavailable
 from firmpay.ledger import Ledger, default_ledger
@@ -38,11 +38,13 @@ def _ledger() -> Ledger:
 def pay_page(token: str) -> Response[str]:
     from firmpay.web import pages
 
+    base = base_path(app.current_event.raw_event)
     try:
         context = links.resolve_link(_ledger(), token, datetime.now(UTC))
     except (PayLinkNotFound, PayLinkExpired) as error:
-        return html_response(error.status, pages.render_link_error(error.status, isinstance(error, PayLinkExpired)))
-    return html_response(200, pages.render_pay_page(context))
+        page = pages.render_link_error(error.status, isinstance(error, PayLinkExpired), base)
+        return html_response(error.status, page)
+    return html_response(200, pages.render_pay_page(context, base))
 
 
 @app.get("/api/pay/<token>")

@@ -9,8 +9,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from plaid.model.accounts_get_request import AccountsGetRequest
+from plaid.model.auth_get_request import AuthGetRequest
+from plaid.model.institutions_get_by_id_request import InstitutionsGetByIdRequest
+from plaid.model.institutions_search_request import InstitutionsSearchRequest
+from plaid.model.item_get_request import ItemGetRequest
+from plaid.model.item_public_token_exchange_request import ItemPublicTokenExchangeRequest
+from plaid.model.item_remove_request import ItemRemoveRequest
+from plaid.model.link_token_create_request import LinkTokenCreateRequest
+from plaid.model.processor_stripe_bank_account_token_create_request import (
+    ProcessorStripeBankAccountTokenCreateRequest,
+)
+from plaid.model.sandbox_public_token_create_request import SandboxPublicTokenCreateRequest
+from plaid.model_utils import ModelNormal
 
-from local.plaid_emulator import errors, institutions
+from local.plaid_emulator import contract, errors, institutions
 from local.plaid_emulator.institutions import SANDBOX_PASSWORD, SANDBOX_USERNAME, Institution
 from local.plaid_emulator.state import (
     LINK_TOKEN_TTL,
@@ -28,21 +41,6 @@ from local.plaid_emulator.web import CONFIG, HTTP, STATE, Body, answer, read_bod
 # Languages Link is offered in.
 LANGUAGES = frozenset(
     {"da", "de", "en", "es", "et", "fr", "hi", "it", "ja", "lt", "lv", "nl", "no", "pl", "pt", "ro", "sv", "vi", "zh"}
-)
-# Products plaid-python knows, all accepted in a request; Auth is the one this emulator serves.
-KNOWN_PRODUCTS = frozenset(
-    {
-        "assets",
-        "auth",
-        "balance",
-        "identity",
-        "investments",
-        "liabilities",
-        "transactions",
-        "signal",
-        "transfer",
-        "statements",
-    }
 )
 # Link shows this instead of a client_name longer than 30 characters.
 LONG_CLIENT_NAME = "This Application"
@@ -73,13 +71,22 @@ def authenticate(request: web.Request, body: Body) -> str:
     return client_id
 
 
-def endpoint(fn: Endpoint) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handle(request: web.Request) -> web.Response:
-        body = await read_body(request)
-        client_id = authenticate(request, body)
-        return answer(request, await fn(request, body, client_id))
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
-    return handle
+
+def endpoint(model: type[ModelNormal]) -> Callable[[Endpoint], Handler]:
+    """An endpoint whose body must parse as plaid-python's ``model`` (the request type the SDK sends)."""
+
+    def wrap(fn: Endpoint) -> Handler:
+        async def handle(request: web.Request) -> web.Response:
+            body = await read_body(request)
+            client_id = authenticate(request, body)
+            contract.parse_request(model, body.data)
+            return answer(request, await fn(request, body, client_id))
+
+        return handle
+
+    return wrap
 
 
 def state_of(request: web.Request) -> EmulatorState:
@@ -113,11 +120,8 @@ def institution_by_id(body: Body) -> Institution:
 
 
 def products_of(body: Body, name: str) -> list[str]:
-    products = body.strings(name)
-    unknown = [p for p in products if p not in KNOWN_PRODUCTS]
-    if unknown:
-        raise errors.invalid_field(f"{name} contains unsupported products: {', '.join(unknown)}")
-    return products
+    # Products outside plaid-python's ``Products`` enum were refused by the contract already.
+    return body.strings(name)
 
 
 def selected_accounts(item: Item, options: Body) -> list[Account]:
@@ -189,7 +193,7 @@ def institution_json(institution: Institution, optional_metadata: bool) -> dict[
 # -- endpoints ------------------------------------------------------------------------------------
 
 
-@endpoint
+@endpoint(LinkTokenCreateRequest)
 async def link_token_create(request: web.Request, body: Body, client_id: str) -> dict[str, Any]:
     client_name = body.string("client_name")
     language = body.string("language")
@@ -218,7 +222,7 @@ async def link_token_create(request: web.Request, body: Body, client_id: str) ->
     return {"link_token": token.token, "expiration": iso(token.expires_at)}
 
 
-@endpoint
+@endpoint(SandboxPublicTokenCreateRequest)
 async def sandbox_public_token_create(request: web.Request, body: Body, client_id: str) -> dict[str, Any]:
     institution = institution_by_id(body)
     products = products_of(body, "initial_products")
@@ -239,7 +243,7 @@ def check_credentials(username: str, password: str) -> None:
         raise errors.invalid_credentials()
 
 
-@endpoint
+@endpoint(ItemPublicTokenExchangeRequest)
 async def item_public_token_exchange(request: web.Request, body: Body, client_id: str) -> dict[str, Any]:
     token = body.string("public_token")
     state = state_of(request)
@@ -257,14 +261,14 @@ async def item_public_token_exchange(request: web.Request, body: Body, client_id
     return {"access_token": access, "item_id": item.item_id}
 
 
-@endpoint
+@endpoint(AccountsGetRequest)
 async def accounts_get(request: web.Request, body: Body, client_id: str) -> dict[str, Any]:
     item = item_for(request, body, client_id)
     accounts = selected_accounts(item, body.obj("options"))
     return {"accounts": [account_json(a) for a in accounts], "item": item_json(item)}
 
 
-@endpoint
+@endpoint(AuthGetRequest)
 async def auth_get(request: web.Request, body: Body, client_id: str) -> dict[str, Any]:
     item = item_for(request, body, client_id)
     accounts = selected_accounts(item, body.obj("options"))
@@ -285,12 +289,12 @@ async def auth_get(request: web.Request, body: Body, client_id: str) -> dict[str
     }
 
 
-@endpoint
+@endpoint(ItemGetRequest)
 async def item_get(request: web.Request, body: Body, client_id: str) -> dict[str, Any]:
     return {"item": item_json(item_for(request, body, client_id))}
 
 
-@endpoint
+@endpoint(ItemRemoveRequest)
 async def item_remove(request: web.Request, body: Body, client_id: str) -> dict[str, Any]:
     item = item_for(request, body, client_id)
     item.removed = True
@@ -300,7 +304,7 @@ async def item_remove(request: web.Request, body: Body, client_id: str) -> dict[
     return {}
 
 
-@endpoint
+@endpoint(InstitutionsSearchRequest)
 async def institutions_search(request: web.Request, body: Body, client_id: str) -> dict[str, Any]:
     query = body.string("query")
     codes = body.strings("country_codes")
@@ -313,7 +317,7 @@ async def institutions_search(request: web.Request, body: Body, client_id: str) 
     return {"institutions": [institution_json(i, metadata) for i in found]}
 
 
-@endpoint
+@endpoint(InstitutionsGetByIdRequest)
 async def institutions_get_by_id(request: web.Request, body: Body, client_id: str) -> dict[str, Any]:
     institution = institution_by_id(body)
     if "US" not in body.strings("country_codes"):
@@ -322,7 +326,7 @@ async def institutions_get_by_id(request: web.Request, body: Body, client_id: st
     return {"institution": institution_json(institution, metadata)}
 
 
-@endpoint
+@endpoint(ProcessorStripeBankAccountTokenCreateRequest)
 async def processor_stripe_bank_account_token_create(
     request: web.Request, body: Body, client_id: str
 ) -> dict[str, Any]:
@@ -337,7 +341,7 @@ async def processor_stripe_bank_account_token_create(
     return {"stripe_bank_account_token": token}
 
 
-ROUTES: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
+ROUTES: dict[str, Handler] = {
     "/link/token/create": link_token_create,
     "/sandbox/public_token/create": sandbox_public_token_create,
     "/item/public_token/exchange": item_public_token_exchange,

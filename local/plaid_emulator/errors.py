@@ -62,6 +62,14 @@ def missing_fields(*names: str) -> PlaidError:
     )
 
 
+def unknown_fields(*names: str) -> PlaidError:
+    return PlaidError(
+        "INVALID_REQUEST",
+        "UNKNOWN_FIELDS",
+        "the following fields are not recognized by this endpoint: " + ", ".join(names),
+    )
+
+
 def invalid_field(message: str) -> PlaidError:
     return PlaidError("INVALID_REQUEST", "INVALID_FIELD", message)
 

@@ -505,6 +505,74 @@ def test_raw_requests_get_plaid_shaped_errors(emulator: str) -> None:
     assert no_user_id.json()["error_message"].endswith("user.client_user_id")
 
 
+def raw_plaid(emulator: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    answer = requests.post(f"{emulator}{path}", json={"client_id": "a", "secret": "b"} | body, timeout=5)
+    return answer.status_code, answer.json()
+
+
+def test_a_field_the_request_model_lacks_is_refused_as_plaid_does(api: PlaidApi, emulator: str) -> None:
+    """Plaid's docs: UNKNOWN_FIELDS "the following fields are not recognized by this endpoint: {fields}"."""
+    access_token, _ = linked_item(api)
+    # plaid-python's models take extra keyword arguments and send them: a typo reaches Plaid.
+    status, error = plaid_error(api.item_remove, ItemRemoveRequest(access_token=access_token, reason="duplicate"))
+    assert (status, error.error_type.value, error.error_code) == (400, "INVALID_REQUEST", "UNKNOWN_FIELDS")
+    assert error.error_message == "the following fields are not recognized by this endpoint: reason"
+
+    status, nested = raw_plaid(
+        emulator,
+        "/link/token/create",
+        {"client_name": "FirmPay", "language": "en", "country_codes": ["US"], "products": ["auth"]}
+        | {"user": {"client_user_id": "c-1", "email": "x@example.com"}},
+    )
+    assert (status, nested["error_code"]) == (400, "UNKNOWN_FIELDS")
+    assert nested["error_message"].endswith(": user.email")
+    assert nested["display_message"] is None
+    assert nested["request_id"]
+    # The Item survived the refused removal.
+    assert api.item_get(ItemGetRequest(access_token=access_token)).item.item_id
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "code", "field"),
+    [
+        ("/item/public_token/exchange", {}, "MISSING_FIELDS", "public_token"),
+        (
+            "/processor/stripe/bank_account_token/create",
+            {"access_token": "access-sandbox-x"},
+            "MISSING_FIELDS",
+            "account_id",
+        ),
+        ("/sandbox/public_token/create", {"institution_id": "ins_109508"}, "MISSING_FIELDS", "initial_products"),
+        ("/item/remove", {"access_token": 42}, "INVALID_FIELD", "access_token"),
+        (
+            "/sandbox/public_token/create",
+            {"institution_id": "ins_109508", "initial_products": ["checking"]},
+            "INVALID_FIELD",
+            "initial_products[0]",
+        ),
+        (
+            "/institutions/get_by_id",
+            {"institution_id": "ins_109508", "country_codes": ["ZZ"]},
+            "INVALID_FIELD",
+            "country_codes[0]",
+        ),
+        (
+            "/accounts/get",
+            {"access_token": "access-sandbox-x", "options": {"account_ids": "acc"}},
+            "INVALID_FIELD",
+            "options.account_ids",
+        ),
+    ],
+)
+def test_a_request_outside_the_request_model_is_refused_before_anything_happens(
+    emulator: str, path: str, body: dict[str, Any], code: str, field: str
+) -> None:
+    status, error = raw_plaid(emulator, path, body)
+
+    assert (status, error["error_type"], error["error_code"]) == (400, "INVALID_REQUEST", code)
+    assert field in error["error_message"]
+
+
 def test_reset_forgets_every_token(api: PlaidApi, emulator: str) -> None:
     access_token, _ = linked_item(api)
 

@@ -8,6 +8,8 @@ carries the security headers.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +23,29 @@ from firmpay.observability import logger
 
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
+
+
+_SAFE_BASE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)*")
+
+
+def base_path(event: Mapping[str, Any]) -> str:
+    """The prefix in front of the API's routes in the browser's address bar: ``/{stage}`` on the
+    execute-api URL, ``""`` on a custom domain mapped at its root.
+
+    API Gateway REST events carry the path the browser asked for in ``requestContext.path`` and the
+    path the API routes on in ``path``: on the execute-api URL ``path`` lacks the stage, on a custom
+    domain the two are the same (AWS, "Use API mappings to connect API stages to a custom domain
+    name for REST APIs"; event shapes as recorded in gist GREsau/444c7d4d0bb9e8c82dd1a585931028bd).
+    The prefix is what ``requestContext.path`` has in front of ``path``; anything but plain path
+    segments gives ``""`` (it goes into pages and scripts).
+    """
+    context = event.get("requestContext")
+    full = str(context.get("path") or "") if isinstance(context, Mapping) else ""
+    routed = str(event.get("path") or "")
+    if not routed or not full.endswith(routed):
+        return ""
+    prefix = full[: len(full) - len(routed)]
+    return prefix if _SAFE_BASE_PATH.fullmatch(prefix) else ""
 
 
 def _origin(url: str) -> str:

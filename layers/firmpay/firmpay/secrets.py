@@ -1,18 +1,15 @@
-"""Secrets read at runtime from SSM Parameter Store (SecureString), cached per container."""
+"""Secrets read at runtime from SSM Parameter Store (SecureString), cached per container for at
+most ``SECRET_MAX_AGE_SECONDS``, so a rotated secret is picked up within that time."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-
-@lru_cache(maxsize=16)
-def _fetch(name: str) -> str:
-    from aws_lambda_powertools.utilities import parameters
-
-    value = parameters.get_parameter(name, decrypt=True, max_age=300)
-    return str(value)
+# Powertools' parameter provider keeps each value with its own expiry; a cache in front of it
+# (an lru_cache, as there was) would keep the first value for the container's whole life.
+SECRET_MAX_AGE_SECONDS = 300
 
 
 def get_secret(name: str) -> str:
-    """The decrypted value of the SSM parameter ``name`` (cached for the container's life)."""
-    return _fetch(name)
+    """The decrypted value of the SSM parameter ``name``, at most ``SECRET_MAX_AGE_SECONDS`` old."""
+    from aws_lambda_powertools.utilities import parameters
+
+    return str(parameters.get_parameter(name, decrypt=True, max_age=SECRET_MAX_AGE_SECONDS))

@@ -17,13 +17,18 @@ if TYPE_CHECKING:
     from plaid.api.plaid_api import PlaidApi
 
 
-@lru_cache(maxsize=1)
 def plaid_api() -> PlaidApi:
+    """The client for the current credentials: rotated ones are used within the secrets' max age."""
+    return _plaid_api_for(get_secret(get_settings().plaid_credentials_param))
+
+
+@lru_cache(maxsize=2)
+def _plaid_api_for(credentials_json: str) -> PlaidApi:
     import plaid
     from plaid.api import plaid_api as api
 
     settings = get_settings()
-    credentials = json.loads(get_secret(settings.plaid_credentials_param))
+    credentials = json.loads(credentials_json)
     configuration = plaid.Configuration(
         host=settings.plaid_base_url,
         api_key={"clientId": credentials["client_id"], "secret": credentials["secret"]},

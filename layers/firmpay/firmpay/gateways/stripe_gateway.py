@@ -27,13 +27,18 @@ if TYPE_CHECKING:
     import stripe
 
 
-@lru_cache(maxsize=1)
 def stripe_client() -> stripe.StripeClient:
+    """The client for the current secret key: a rotated key is used within the secrets' max age."""
+    return _stripe_client_for(get_secret(get_settings().stripe_secret_key_param))
+
+
+@lru_cache(maxsize=2)
+def _stripe_client_for(secret_key: str) -> stripe.StripeClient:
     import stripe
 
     settings = get_settings()
     return stripe.StripeClient(
-        get_secret(settings.stripe_secret_key_param),
+        secret_key,
         base_addresses={"api": settings.stripe_api_base},
         max_network_retries=2,
         http_client=stripe.RequestsClient(timeout=(2.0, settings.outbound_timeout_seconds)),

@@ -110,8 +110,13 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals["asset"] = asset_url
+    env.globals["asset"] = jinja2.pass_context(_asset_in_context)
     return env
+
+
+def _asset_in_context(context: Any, name: str) -> str:
+    """``asset('pay.css')`` in a template: the asset's URL under the page's ``base_path``."""
+    return str(context.get("base_path") or "") + asset_url(name)
 
 
 @lru_cache(maxsize=16)
@@ -129,7 +134,8 @@ def read_asset(name: str) -> tuple[bytes, str] | None:
     return path.read_bytes(), ASSET_TYPES[path.suffix]
 
 
-def render_pay_page(context: LinkContext) -> str:
+def render_pay_page(context: LinkContext, base_path: str = "") -> str:
+    """The pay page; ``base_path`` ("/{stage}" or "") prefixes its assets and its scripts' API calls."""
     view = pay_view(context)
     settings = get_settings()
     locale = context.firm.locale
@@ -145,18 +151,23 @@ def render_pay_page(context: LinkContext) -> str:
             payable=context.payable,
             settings=settings,
             country=context.firm.country,
+            base_path=base_path,
         )
     )
 
 
-def render_link_error(status: int, offer_new_link: bool) -> str:
-    return environment().get_template("link_error.html").render(status=status, offer_new_link=offer_new_link, lang="en")
+def render_link_error(status: int, offer_new_link: bool, base_path: str = "") -> str:
+    return (
+        environment()
+        .get_template("link_error.html")
+        .render(status=status, offer_new_link=offer_new_link, lang="en", base_path=base_path)
+    )
 
 
 RemovalPageState = Literal["confirm", "removed", "already_removed", "retry", "not_found"]
 
 
-def render_method_removal(state: RemovalPageState, view: RemovalView | None = None) -> str:
+def render_method_removal(state: RemovalPageState, view: RemovalView | None = None, base: str = "") -> str:
     """The page behind a "Remove it" link of a confirmation email, in the firm's language."""
     return (
         environment()
@@ -166,5 +177,6 @@ def render_method_removal(state: RemovalPageState, view: RemovalView | None = No
             lang="fr-CA" if view is not None and view.firm.locale == "fr-CA" else "en",
             firm_name=view.firm.name if view else "",
             label=view.method.summary.label() if view else "",
+            base_path=base,
         )
     )

@@ -2,11 +2,19 @@
 (function () {
   'use strict';
 
+  /* The path in front of the API's routes ("/<stage>" on API Gateway's own URL, "" on a custom
+   * domain): the server reads it from the request and puts it in the page. */
+  function basePath() {
+    var meta = document.querySelector('meta[name="firmpay-base-path"]');
+    return meta ? meta.getAttribute('content') || '' : '';
+  }
+
   function tokenBase() {
-    // /pay/<token> -> /api/pay/<token>
-    var parts = window.location.pathname.split('/');
+    // <base>/pay/<token> -> <base>/api/pay/<token>
+    var base = basePath();
+    var parts = window.location.pathname.slice(base.length).split('/');
     var token = parts[parts.indexOf('pay') + 1] || '';
-    return '/api/pay/' + encodeURIComponent(token);
+    return base + '/api/pay/' + encodeURIComponent(token);
   }
 
   function postJson(path, body) {
@@ -114,7 +122,7 @@
   }
 
   window.FirmPay = {
-    postJson: postJson, payData: payData, tokenBase: tokenBase, updateTotals: updateTotals, parseAmount: parseAmount,
+    postJson: postJson, payData: payData, basePath: basePath, tokenBase: tokenBase, updateTotals: updateTotals, parseAmount: parseAmount,
     showError: showError, checkAmount: checkAmount
   };
 })();
