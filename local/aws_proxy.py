@@ -48,6 +48,8 @@ _QUERY_CODES = {"ThrottlingException": "Throttling", "InternalServerError": "Int
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 
 EmailSink = Callable[[str, bytes, bytes], Any]
+# (service, operation, method, path, headers, body) -> None to go on, or the (status, headers, body) refusal.
+Authorizer = Callable[[str, str, str, str, dict[str, str], bytes], tuple[int, list[tuple[str, str]], bytes] | None]
 
 
 @dataclass
@@ -128,6 +130,7 @@ class AwsProxy:
     def __init__(self, moto_port: int, port: int = 0, on_email: EmailSink | None = None) -> None:
         self.moto_port = moto_port
         self.on_email = on_email
+        self.authorize: Authorizer | None = None  # local IAM (local/iam.py), set by the stack
         self._pool = _ConnectionPool(moto_port)
         self._counts: Counter[tuple[str, str]] = Counter()
         self._faults: list[Fault] = []
@@ -254,6 +257,11 @@ class AwsProxy:
         headers = {k.lower(): v for k, v in pairs}
         service = request_service(headers)
         operation = request_operation(service, request.command, request.path, headers, body)
+        if self.authorize is not None:  # AWS authorizes before anything else happens
+            refusal = self.authorize(service, operation, request.command, request.path, headers, body)
+            if refusal is not None:
+                write_response(request, *refusal)
+                return
         with self._lock:
             self._counts[(service, operation)] += 1
             fault = self._take_fault(service, operation) if self._faults else None

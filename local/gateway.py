@@ -44,6 +44,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from local.aws_proxy import write_response
+from local.iam import acting_as
 from local.lambda_context import LambdaContext
 from local.template import FunctionSpec, Route, Template, load_template
 
@@ -352,13 +353,14 @@ class FunctionRegistry:
         override = self._overrides.get(spec.name)
         if override is not None:
             return override(event, LambdaContext(spec.logical_id, spec.memory_mb, spec.timeout_s, request_id))
-        instance = self._acquire(spec)
-        try:
-            handler = getattr(instance, spec.handler_name)
-            context = LambdaContext(spec.logical_id, spec.memory_mb, spec.timeout_s, request_id)
-            return handler(event, context)
-        finally:
-            self._release(spec, instance)
+        with acting_as(spec.logical_id):  # its AWS calls are checked against its role (local/iam.py)
+            instance = self._acquire(spec)
+            try:
+                handler = getattr(instance, spec.handler_name)
+                context = LambdaContext(spec.logical_id, spec.memory_mb, spec.timeout_s, request_id)
+                return handler(event, context)
+            finally:
+                self._release(spec, instance)
 
 
 _IMPORT_LOCK = threading.Lock()

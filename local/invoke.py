@@ -43,7 +43,9 @@ def local_stack(template: Template, seed: bool = True) -> Iterator[tuple[Invoker
     state = running_dev_stack()
     if state is not None:
         from local.gateway import FunctionRegistry
+        from local.iam import install_caller_header
 
+        install_caller_header()  # the dev stack's AWS proxy holds this handler to its role too
         saved = {key: os.environ.get(key) for key in state["env"]}
         os.environ.update(state["env"])
         reset_firmpay_caches()

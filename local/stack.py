@@ -44,6 +44,7 @@ from typing import Any, ClassVar, Literal
 
 from local.aws_proxy import AwsProxy
 from local.gateway import LocalGateway, stderr_log
+from local.iam import LocalIam, Resources, acting_as, install_caller_header
 from local.lambda_context import ACCOUNT_ID, REGION
 from local.outbox import OUTBOX, Outbox
 from local.recaptcha import RecaptchaStandIn
@@ -259,11 +260,13 @@ class LocalStack:
         log_requests: bool | None = None,
         template: Template | None = None,
         fixed_ports: bool = False,
+        iam: bool | None = None,
     ) -> None:
         """``ports``: "free" (any free ports), "fixed" (3000, 4566, 4567, 8420, 8430) or a mapping.
 
         ``plaid``: start the Plaid emulator (None: when ``local/plaid_emulator`` exists);
-        ``log_requests``: gateway lines on stderr (None: with fixed ports; else to ``.local/logs``).
+        ``log_requests``: gateway lines on stderr (None: with fixed ports; else to ``.local/logs``);
+        ``iam``: check every function's AWS calls against its role (None: unless ``LOCAL_IAM=off``).
         """
         if fixed_ports:
             ports = "fixed"
@@ -278,6 +281,8 @@ class LocalStack:
             self.ports = {k: int(ports.get(k, 0)) or (free_port() if k in CHILDREN else 0) for k in FIXED_PORTS}
         self.want_plaid = (ROOT / "local" / "plaid_emulator" / "__main__.py").exists() if plaid is None else plaid
         self.want_poller = poller
+        self.enforce_iam = os.environ.get("LOCAL_IAM", "on") != "off" if iam is None else iam
+        self.iam: LocalIam | None = None
         self.log_requests = self.fixed if log_requests is None else log_requests
         self.run_dir = RUN / self.run_id
         self.pidfile = RUN / f"{self.run_id}.json"
@@ -332,6 +337,7 @@ class LocalStack:
         began = time.perf_counter()
         RUN.mkdir(parents=True, exist_ok=True)
         LOGS.mkdir(parents=True, exist_ok=True)
+        install_caller_header()  # before any botocore session exists: each one registers it when created
         clean_stale_runs()
         if self.fixed or any(self.ports.values()):
             self._check_ports()
@@ -363,6 +369,8 @@ class LocalStack:
         t = self._phase("moto ready", t)
         self._create_aws_resources()
         self._set_environment()
+        if self.enforce_iam:
+            self._enforce_iam()
         t = self._phase("aws resources", t)
 
         self._wait_for("stripe", "/v1/customers")
@@ -626,6 +634,26 @@ class LocalStack:
             "",
         )
 
+    def _enforce_iam(self) -> None:
+        """The AWS proxy checks each function's calls against its role from here on (local/iam.py)."""
+        assert self.template is not None
+        template, resolver = self.template, self._resolver
+        resources = Resources(REGION, ACCOUNT_ID, ses_identities={MAIL_FROM, MAIL_FROM.split("@", 1)[1]})
+        resources.tables = {name: resolver.get_att(lid, "Arn") for lid, name in self.tables.items()}
+        resources.queues = {url: resolver.get_att(lid, "Arn") for lid, url in self.queues.items()}
+        for lid in template.resources_of_type("AWS::KMS::Key"):
+            arn = resolver.get_att(lid, "Arn")
+            resources.keys |= {resolver.ref(lid): arn, arn: arn}
+        for lid in template.resources_of_type("AWS::KMS::Alias"):  # KMS checks an alias's target key
+            props = template.resource(lid).get("Properties") or {}
+            alias, key = resolver.resolve_str(props["AliasName"]), resolver.resolve_str(props["TargetKeyId"])
+            resources.keys[alias] = resources.keys[f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:{alias}"] = resources.key_arn(
+                key
+            )
+        self.iam = LocalIam.from_template(template, resolver, resources)
+        self.iam.on_denial = self._request_log()
+        self.proxy.authorize = self.iam.authorize
+
     def _parameters(self) -> dict[str, str]:
         """Local values of the template's parameters (what a `sam deploy --parameter-overrides` would give)."""
         gateway = f"http://127.0.0.1:{self.ports['gateway']}"
@@ -753,8 +781,9 @@ class LocalStack:
             return gateway.functions.invoke(mapping.function, event)
 
         def send_to_destination(message: dict[str, Any]) -> None:
-            if queue_url:
-                sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message, default=str))
+            if queue_url:  # Lambda sends it with the function's role (SAM grants sqs:SendMessage for it)
+                with acting_as(spec.logical_id):
+                    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message, default=str))
 
         self.poller = StreamPoller(
             streams,

@@ -11,6 +11,7 @@ import requests
 
 from firmpay.gateways.stripe_gateway import StripeGateway
 from firmpay.payments.plans import PlanRunReport, due_at, run_due_installments
+from local.iam import acting_as
 from local.stack import LocalStack
 from tests.integration.conftest import FirmClient, table_snapshot
 from tests.support.autopay_stack import Autopay, autopay_for, charged, decline_next
@@ -47,7 +48,8 @@ class Plan:
 
 
 def run(at: datetime) -> PlanRunReport:
-    return run_due_installments(_ledger(), StripeGateway(), at)
+    with acting_as("AutopayChargeFunction"):  # the scheduled run's code, under its role (local/iam.py)
+        return run_due_installments(_ledger(), StripeGateway(), at)
 
 
 def _ledger() -> Any:

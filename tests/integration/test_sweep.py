@@ -10,6 +10,7 @@ import pytest
 
 from firmpay.gateways.stripe_gateway import StripeGateway
 from firmpay.payments.sweep import sweep_pending
+from local.iam import acting_as
 from local.stack import LocalStack
 from tests.integration.test_stripe_webhook import crash_after_confirm
 from tests.support.card_stack import CARD_3DS, forget_failed_attempts, open_link, set_webhook_delivery
@@ -27,7 +28,8 @@ def _only_the_sweep(stack: LocalStack) -> Iterator[None]:
 
 def sweep(stack: LocalStack, minutes_later: int) -> dict[str, int]:
     now = datetime.now(UTC) + timedelta(minutes=minutes_later)
-    return sweep_pending(stack.ledger, StripeGateway(), now, abandon_after=timedelta(minutes=15)).as_dict()
+    with acting_as("PaymentSweepFunction"):  # the scheduled sweep's code, under its role (local/iam.py)
+        return sweep_pending(stack.ledger, StripeGateway(), now, abandon_after=timedelta(minutes=15)).as_dict()
 
 
 def test_the_sweep_alone_repairs_a_crash_after_the_charge(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
