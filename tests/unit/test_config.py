@@ -80,7 +80,12 @@ def test_get_settings_refuses_a_production_stage_without_its_settings(monkeypatc
 def test_a_production_function_stops_at_init_with_one_line_naming_the_setting() -> None:
     """Importing the handler (Lambda's init) fails; the one firmpay log line names what is missing,
     and nothing reached for a local address or a dev secret path."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STRIPE_", "PLAID_", "RECAPTCHA_"))}
+    # Whatever the running process has (a local stack started by an earlier test sets them all) stays out.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in PROD and not k.startswith(("AWS_", "STRIPE_", "PLAID_", "RECAPTCHA_"))
+    }
     env |= {k: v for k, v in PROD.items() if k != "PUBLIC_BASE_URL"}
     env |= {"AWS_DEFAULT_REGION": "us-east-1", "AWS_LAMBDA_FUNCTION_NAME": "firmpay-prod-PayLink"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "functions" / "pay_link"), str(ROOT / "layers" / "firmpay")])
