@@ -52,6 +52,8 @@ _EXTRA_CREATE = (
     "mandate_data",
     "return_url",
     "mandate",
+    "confirmation_method",
+    "capture_method",
 )
 _EXTRA_CONFIRM = ("setup_future_usage", "off_session", "mandate_data", "mandate", "return_url", "receipt_email")
 
@@ -70,6 +72,11 @@ def _patch_payment_intents() -> None:
         self.description = extra.get("description")
         self.setup_future_usage = extra.get("setup_future_usage")
         self.statement_descriptor_suffix = extra.get("statement_descriptor_suffix")
+        # Stripe's default is automatic confirmation; manual makes the client's handleCardAction
+        # hand the intent back in requires_confirmation for the server to confirm again.
+        self.confirmation_method = extra.get("confirmation_method") or "automatic"
+        if extra.get("capture_method"):
+            self.capture_method = extra["capture_method"]
 
     pi.__init__ = init
     original_confirm = pi._api_confirm.__func__
@@ -206,4 +213,7 @@ def build_app() -> Any:
     from local.stripe_emulator import refunds  # refunds: reason, over-refund checks, charge.refunded events
 
     refunds.install(app)
+    from local.stripe_emulator import contract  # the pinned SDK's params and fields, on every request
+
+    contract.install(app)  # last: its middleware is the outermost
     return app

@@ -182,7 +182,7 @@ def ach_intent(client: stripe.StripeClient, customer: str, bank: str, amount: in
             "currency": "usd",
             "customer": customer,
             "payment_method": bank,
-            "payment_method_types": ["us_bank_account"],
+            "allowed_payment_method_types": ["us_bank_account"],
             "metadata": {"payable_id": "pay_1", "payment_id": "pmt_1"},
             **params,  # type: ignore[typeddict-item]
         }
@@ -334,11 +334,12 @@ def test_a_settled_debit_succeeds_with_the_ach_fee(
     ("code", "failure", "account_status"),
     [
         ("R01", "insufficient_funds", "verified"),
-        ("R02", "account_closed", "errored"),
-        ("R29", "debit_authorization_not_match", "errored"),
+        ("R02", "bank_account_closed", "errored"),
+        ("R04", "bank_account_invalid_details", "errored"),
+        ("R29", "debit_not_authorized", "errored"),
     ],
 )
-def test_a_returned_debit_fails_with_stripe_s_code(
+def test_a_returned_debit_fails_with_stripe_s_network_and_decline_codes(
     client: stripe.StripeClient, emulator: str, code: str, failure: str, account_status: str
 ) -> None:
     customer, bank, pi = processing_debit(client)
@@ -349,9 +350,15 @@ def test_a_returned_debit_fails_with_stripe_s_code(
     failed = client.v1.payment_intents.retrieve(pi)
     assert failed.status == "requires_payment_method"
     assert failed.last_payment_error is not None
-    assert (failed.last_payment_error.code, failed.last_payment_error.type) == (failure, "invalid_request_error")
+    error = failed.last_payment_error
+    assert (error.network_decline_code, error.decline_code, error.code) == (
+        code,
+        failure,
+        "payment_method_provider_decline",
+    )
     charge = failed.to_dict()["latest_charge"]
     assert (charge["status"], charge["failure_code"]) == ("failed", failure)
+    assert charge["outcome"]["network_decline_code"] == code
     assert client.v1.customers.payment_sources.retrieve(customer, bank).to_dict()["status"] == account_status
 
 
@@ -496,7 +503,8 @@ def test_ach_events_are_signed_webhooks_with_the_intent_and_its_metadata(
     )
     assert all(e.data.object["metadata"].to_dict() == {"payable_id": "pay_1", "payment_id": "pmt_1"} for e in events)
     failed = next(e for e in events if e.type == "payment_intent.payment_failed")
-    assert failed.data.object["last_payment_error"]["code"] == "insufficient_funds"
+    assert failed.data.object["last_payment_error"]["network_decline_code"] == "R01"
+    assert failed.data.object["last_payment_error"]["decline_code"] == "insufficient_funds"
     body, signature = webhooks.received[0]
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(body, signature, "whsec_other")
@@ -596,7 +604,11 @@ def test_firmpay_s_stripe_gateway_debits_a_bank_account_on_and_off_session(
     assert (autopay.status, autopay.mandate_id) == ("processing", confirmed.mandate_id)
     control(emulator, later.intent_id, "return", code="R01")
     returned = gateway.retrieve_intent(later.intent_id)
-    assert (returned.status, returned.failure_code) == ("requires_payment_method", "insufficient_funds")
+    assert (returned.status, returned.failure_code, returned.network_decline_code) == (
+        "requires_payment_method",
+        "insufficient_funds",
+        "R01",
+    )
 
     gateway.detach_method(customer, source.source_id)
     with pytest.raises(stripe.InvalidRequestError):
