@@ -109,6 +109,7 @@ def _patch_payment_intents() -> None:
         return error
 
     pi.last_payment_error = property(last_payment_error)
+    _patch_manual_confirmation(pi)
 
     card_declined = r.PaymentMethod._charging_is_declined
 
@@ -131,6 +132,42 @@ def _patch_payment_intents() -> None:
 
     r.Charge._set_auth_failure = set_auth_failure
     pi._firmpay_patched = True
+
+
+def _patch_manual_confirmation(pi: Any) -> None:
+    """Manual confirmation as Stripe documents it (docs "Manual confirmation" / handleCardAction):
+    after the client's challenge the intent is ``requires_confirmation`` and the server's next
+    confirm charges it without asking again. Automatic intents charge right after the challenge."""
+    original_authenticate = pi._api_authenticate.__func__
+
+    def api_authenticate(cls: Any, id: str, client_secret: Any = None, success: Any = False, **kwargs: Any) -> Any:
+        from localstripe.resources import try_convert_to_bool
+
+        obj = cls._api_retrieve(id) if isinstance(id, str) and id.startswith("pi_") else None
+        manual = obj is not None and getattr(obj, "confirmation_method", "automatic") == "manual"
+        if not manual or try_convert_to_bool(success) is not True:
+            return original_authenticate(cls, id, client_secret=client_secret, success=success, **kwargs)
+        if kwargs or client_secret != obj.client_secret:
+            from localstripe.errors import UserError
+
+            raise UserError(401, "Unauthorized")
+        if obj.status == "requires_action":
+            obj.next_action = None
+            obj._firmpay_authenticated = True
+        return obj
+
+    pi._api_authenticate = classmethod(api_authenticate)
+    original_confirm = pi._confirm
+
+    def confirm(self: Any, on_failure_now: Any) -> None:
+        if getattr(self, "_firmpay_authenticated", False):
+            self._firmpay_authenticated = False
+            self._authentication_failed = False
+            self._create_charge(on_failure_now=on_failure_now)
+            return
+        original_confirm(self, on_failure_now)
+
+    pi._confirm = confirm
 
 
 def _idempotency_middleware() -> Any:
@@ -177,7 +214,10 @@ def _rebind_patched_routes(app: Any) -> None:
     extended at the extended methods."""
     from localstripe import resources, server
 
-    rebind = {"/v1/payment_intents/{id}/confirm": resources.PaymentIntent._api_confirm}
+    rebind = {
+        "/v1/payment_intents/{id}/confirm": resources.PaymentIntent._api_confirm,
+        "/v1/payment_intents/{id}/_authenticate": resources.PaymentIntent._api_authenticate,
+    }
     for route in app.router.routes():
         canonical = route.resource.canonical if route.resource is not None else ""
         if route.method == "POST" and canonical in rebind:
