@@ -333,6 +333,8 @@ def unused_value(hint: Any) -> Any:
 def complete_object(obj: dict[str, Any]) -> dict[str, Any]:
     """``obj`` with every field the SDK's class names (recursively for nested Stripe objects)."""
     cls = OBJECT_CLASSES.get(str(obj.get("object")))
+    if obj.get("object") == "payment_intent" and "amount_received" not in obj:
+        obj["amount_received"] = obj.get("amount") if obj.get("status") == "succeeded" else 0
     if cls is not None and obj.get("deleted") is not True:  # a deleted object is only id, object, deleted
         for name, hint in sdk_fields(cls).items():
             if name not in obj:

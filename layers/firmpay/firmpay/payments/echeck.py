@@ -405,7 +405,7 @@ def submit_echeck(
             # The first submit of this review is confirming right now (Stripe answers the same
             # Idempotency-Key with "in use"): report the payment as pending; it moves on shortly.
     if created and connection is not None:
-        payment = _keep_or_forget_bank(ledger, linker, vault, connection, payment, now)
+        payment = _keep_or_forget_bank(ledger, processor, linker, vault, connection, payment, now)
         balance = payable.balance_minor - review.amount_minor
     else:
         current = ledger.get_payable(review.payable_id)
@@ -415,13 +415,15 @@ def submit_echeck(
 
 def _keep_or_forget_bank(
     ledger: Ledger,
+    processor: PaymentProcessor,
     linker: BankLinker | None,
     vault: TokenVault,
     connection: BankConnection,
     payment: Payment,
     now: datetime,
 ) -> Payment:
-    """Store the bank method (consent given, debit accepted) or remove the Plaid item."""
+    """Store the bank method (consent given, debit accepted), or remove the Plaid item and the
+    Stripe bank account (unless a stored method of this client uses that account)."""
     if payment.store_method and payment.store_consent is not None and payment.status is PaymentStatus.PROCESSING:
         method = StoredMethod(
             method_id=new_id("mth"),
@@ -443,5 +445,20 @@ def _keep_or_forget_bank(
             connection.encrypted_access_token, _vault_context(connection.firm_id, connection.client_id)
         )
         _remove_quietly(linker, access_token)
+    if not payment.stored_method_id:
+        _delete_unstored_source(ledger, processor, connection)
     ledger.forget_bank_connection(connection)
     return payment
+
+
+def _delete_unstored_source(ledger: Ledger, processor: PaymentProcessor, connection: BankConnection) -> None:
+    """Delete the ``ba_`` source of a method the client did not store: the debit already under way
+    goes on (its charge names the account), and a later attach of the same account makes a new one
+    instead of meeting ``bank_account_exists``. A source a stored method uses stays."""
+    for method in ledger.list_methods(connection.firm_id, connection.client_id):
+        if method.status == "active" and method.processor_method_id == connection.processor_method_id:
+            return
+    try:
+        processor.detach_method(connection.processor_customer_id, connection.processor_method_id)
+    except ProcessorUnavailable:
+        logger.warning("unstored bank account not deleted at Stripe", extra={"source": connection.processor_method_id})
