@@ -1,6 +1,10 @@
 """The Stripe emulator: localstripe on 127.0.0.1 with in-memory, per-run state, extended where it
 lacks what FirmPay uses and real Stripe documents:
 
+- Stripe's contract (module ``contract``): every request checked against the pinned SDK's params
+  for its route (400 ``parameter_unknown``, ``payment_method_types_no_longer_supported``...), every
+  object completed with the SDK class's fields.
+
 - PaymentIntent parameters localstripe refuses (``description``, ``setup_future_usage``,
   ``statement_descriptor_suffix``, ``receipt_email``, ``mandate_data``, ``return_url``, ...);
   with ``setup_future_usage`` and a customer, a succeeded intent attaches its payment method to
@@ -14,12 +18,13 @@ lacks what FirmPay uses and real Stripe documents:
 - ACH debits (``us_bank_account``, module ``ach``): ``POST /v1/tokens`` with ``bank_account[...]``
   makes a ``btok_`` (bank name per routing number from the test hook ``POST /_test/bank_names``);
   ``POST /v1/customers/{cus}/sources`` attaches it as a verified ``ba_`` (``GET``/``DELETE`` too);
-  intents with ``payment_method_types[]=us_bank_account`` and ``payment_method=ba_...`` confirm
+  intents with ``allowed_payment_method_types[]=us_bank_account`` and ``payment_method=ba_...`` confirm
   with ``mandate_data`` (or ``mandate``) into ``processing`` with a pending charge and a mandate
   (``GET /v1/mandates/{id}``), emitting ``payment_intent.processing``. Test controls
   ``POST /_test/payment_intents/{id}/settle`` (``succeeded``, fee 0.8% capped at 500) and
-  ``POST /_test/payment_intents/{id}/return`` ``code=R01|R02|R03|R04|R10|R16|R29`` (back to
-  ``requires_payment_method`` with Stripe's failure code; the account ``errored`` unless R01)
+  ``POST /_test/payment_intents/{id}/return`` ``code=R01|R02|...`` (back to
+  ``requires_payment_method`` with the R-code in ``network_decline_code`` and Stripe's decline
+  code; the account ``errored`` unless the funds were short)
   emit ``payment_intent.succeeded``/``charge.succeeded`` or ``payment_intent.payment_failed``/
   ``charge.failed`` through localstripe's signed webhooks.
 """
