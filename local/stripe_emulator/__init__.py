@@ -1,6 +1,10 @@
 """The Stripe emulator: localstripe on 127.0.0.1 with in-memory, per-run state, extended where it
 lacks what FirmPay uses and real Stripe documents:
 
+- Stripe's contract (module ``contract``): every request checked against the pinned SDK's params
+  for its route (400 ``parameter_unknown``, ``payment_method_types_no_longer_supported``...), every
+  object completed with the SDK class's fields.
+
 - PaymentIntent parameters localstripe refuses (``description``, ``setup_future_usage``,
   ``statement_descriptor_suffix``, ``receipt_email``, ``mandate_data``, ``return_url``, ...);
   with ``setup_future_usage`` and a customer, a succeeded intent attaches its payment method to
@@ -14,12 +18,13 @@ lacks what FirmPay uses and real Stripe documents:
 - ACH debits (``us_bank_account``, module ``ach``): ``POST /v1/tokens`` with ``bank_account[...]``
   makes a ``btok_`` (bank name per routing number from the test hook ``POST /_test/bank_names``);
   ``POST /v1/customers/{cus}/sources`` attaches it as a verified ``ba_`` (``GET``/``DELETE`` too);
-  intents with ``payment_method_types[]=us_bank_account`` and ``payment_method=ba_...`` confirm
+  intents with ``allowed_payment_method_types[]=us_bank_account`` and ``payment_method=ba_...`` confirm
   with ``mandate_data`` (or ``mandate``) into ``processing`` with a pending charge and a mandate
   (``GET /v1/mandates/{id}``), emitting ``payment_intent.processing``. Test controls
   ``POST /_test/payment_intents/{id}/settle`` (``succeeded``, fee 0.8% capped at 500) and
-  ``POST /_test/payment_intents/{id}/return`` ``code=R01|R02|R03|R04|R10|R16|R29`` (back to
-  ``requires_payment_method`` with Stripe's failure code; the account ``errored`` unless R01)
+  ``POST /_test/payment_intents/{id}/return`` ``code=R01|R02|...`` (back to
+  ``requires_payment_method`` with the R-code in ``network_decline_code`` and Stripe's decline
+  code; the account ``errored`` unless the funds were short)
   emit ``payment_intent.succeeded``/``charge.succeeded`` or ``payment_intent.payment_failed``/
   ``charge.failed`` through localstripe's signed webhooks.
 """
@@ -52,6 +57,8 @@ _EXTRA_CREATE = (
     "mandate_data",
     "return_url",
     "mandate",
+    "confirmation_method",
+    "capture_method",
 )
 _EXTRA_CONFIRM = ("setup_future_usage", "off_session", "mandate_data", "mandate", "return_url", "receipt_email")
 
@@ -70,6 +77,11 @@ def _patch_payment_intents() -> None:
         self.description = extra.get("description")
         self.setup_future_usage = extra.get("setup_future_usage")
         self.statement_descriptor_suffix = extra.get("statement_descriptor_suffix")
+        # Stripe's default is automatic confirmation; manual makes the client's handleCardAction
+        # hand the intent back in requires_confirmation for the server to confirm again.
+        self.confirmation_method = extra.get("confirmation_method") or "automatic"
+        if extra.get("capture_method"):
+            self.capture_method = extra["capture_method"]
 
     pi.__init__ = init
     original_confirm = pi._api_confirm.__func__
@@ -102,6 +114,7 @@ def _patch_payment_intents() -> None:
         return error
 
     pi.last_payment_error = property(last_payment_error)
+    _patch_manual_confirmation(pi)
 
     card_declined = r.PaymentMethod._charging_is_declined
 
@@ -124,6 +137,42 @@ def _patch_payment_intents() -> None:
 
     r.Charge._set_auth_failure = set_auth_failure
     pi._firmpay_patched = True
+
+
+def _patch_manual_confirmation(pi: Any) -> None:
+    """Manual confirmation as Stripe documents it (docs "Manual confirmation" / handleCardAction):
+    after the client's challenge the intent is ``requires_confirmation`` and the server's next
+    confirm charges it without asking again. Automatic intents charge right after the challenge."""
+    original_authenticate = pi._api_authenticate.__func__
+
+    def api_authenticate(cls: Any, id: str, client_secret: Any = None, success: Any = False, **kwargs: Any) -> Any:
+        from localstripe.resources import try_convert_to_bool
+
+        obj = cls._api_retrieve(id) if isinstance(id, str) and id.startswith("pi_") else None
+        manual = obj is not None and getattr(obj, "confirmation_method", "automatic") == "manual"
+        if not manual or try_convert_to_bool(success) is not True:
+            return original_authenticate(cls, id, client_secret=client_secret, success=success, **kwargs)
+        if kwargs or client_secret != obj.client_secret:
+            from localstripe.errors import UserError
+
+            raise UserError(401, "Unauthorized")
+        if obj.status == "requires_action":
+            obj.next_action = None
+            obj._firmpay_authenticated = True
+        return obj
+
+    pi._api_authenticate = classmethod(api_authenticate)
+    original_confirm = pi._confirm
+
+    def confirm(self: Any, on_failure_now: Any) -> None:
+        if getattr(self, "_firmpay_authenticated", False):
+            self._firmpay_authenticated = False
+            self._authentication_failed = False
+            self._create_charge(on_failure_now=on_failure_now)
+            return
+        original_confirm(self, on_failure_now)
+
+    pi._confirm = confirm
 
 
 def _idempotency_middleware() -> Any:
@@ -170,7 +219,10 @@ def _rebind_patched_routes(app: Any) -> None:
     extended at the extended methods."""
     from localstripe import resources, server
 
-    rebind = {"/v1/payment_intents/{id}/confirm": resources.PaymentIntent._api_confirm}
+    rebind = {
+        "/v1/payment_intents/{id}/confirm": resources.PaymentIntent._api_confirm,
+        "/v1/payment_intents/{id}/_authenticate": resources.PaymentIntent._api_authenticate,
+    }
     for route in app.router.routes():
         canonical = route.resource.canonical if route.resource is not None else ""
         if route.method == "POST" and canonical in rebind:
@@ -206,4 +258,7 @@ def build_app() -> Any:
     from local.stripe_emulator import refunds  # refunds: reason, over-refund checks, charge.refunded events
 
     refunds.install(app)
+    from local.stripe_emulator import contract  # the pinned SDK's params and fields, on every request
+
+    contract.install(app)  # last: its middleware is the outermost
     return app

@@ -35,17 +35,34 @@ from localstripe.webhooks import schedule_webhook
 DEFAULT_BANK_NAME = "STRIPE TEST BANK"
 BANK_NAMES: dict[str, str] = {}
 
-# NACHA return code -> (Stripe failure code, message); the account is unusable after those in ACCOUNT_GONE.
+# An ACH return as Stripe reports it: the raw NACHA code in ``network_decline_code`` and Stripe's
+# decline code in ``decline_code`` (Stripe docs, "Network decline codes", table "Payment method - ACH
+# Direct Debit": R01/R09 insufficient_funds, R02 bank_account_closed, R03/R04
+# bank_account_invalid_details, R05/R07/R08/R10/R11/R29/R31 debit_not_authorized; R16 and R20 are
+# the network codes of bank_account_frozen and bank_account_restricted, as the PaymentMethod's
+# us_bank_account.status_details.blocked lists them). NACHA return code -> (decline code, message).
 RETURNS = {
     "R01": ("insufficient_funds", "The customer's account has insufficient funds to cover this payment."),
-    "R02": ("account_closed", "The customer's bank account has been closed."),
-    "R03": ("no_account", "The customer's bank account could not be located."),
-    "R04": ("invalid_account_number", "The customer's bank account number is invalid."),
+    "R02": ("bank_account_closed", "The customer's bank account has been closed."),
+    "R03": ("bank_account_invalid_details", "The customer's bank account could not be located."),
+    "R04": ("bank_account_invalid_details", "The customer's bank account number is invalid."),
+    "R05": ("debit_not_authorized", "The customer's bank reported this debit as unauthorized."),
+    "R07": ("debit_not_authorized", "The customer revoked the authorization for this debit."),
+    "R08": ("debit_not_authorized", "The customer stopped this payment."),
+    "R09": ("insufficient_funds", "The customer's account has insufficient collected funds to cover this payment."),
     "R10": ("debit_not_authorized", "The customer has notified their bank that this payment was unauthorized."),
-    "R16": ("account_frozen", "The customer's bank account has been frozen."),
-    "R29": ("debit_authorization_not_match", "The customer's bank does not allow this debit for this account."),
+    "R11": (
+        "debit_not_authorized",
+        "The customer's bank reported this debit as not in accordance with the authorization.",
+    ),
+    "R16": ("bank_account_frozen", "The customer's bank account has been frozen."),
+    "R20": ("bank_account_restricted", "The customer's bank account does not allow debits."),
+    "R29": ("debit_not_authorized", "The customer's bank does not allow this debit for this account."),
+    "R31": ("debit_not_authorized", "The customer's bank reported this debit as unauthorized."),
 }
-ACCOUNT_GONE = frozenset({"R02", "R03", "R04", "R10", "R16", "R29"})
+# Stripe's error code for a debit the bank declined (error codes: payment_method_provider_decline).
+PROVIDER_DECLINE = "payment_method_provider_decline"
+ACCOUNT_GONE = frozenset({"R02", "R03", "R04", "R05", "R07", "R10", "R16", "R20", "R29", "R31"})
 ACH_FEE_RATE = Decimal("0.008")
 ACH_FEE_CAP = 500
 _CONFIRM_PARAMS = frozenset(
@@ -202,6 +219,7 @@ class AchCharge(r.Charge):  # type: ignore[misc]
         self.statement_descriptor = None
         self.failure_code = None
         self.failure_message = None
+        self.outcome: dict[str, Any] | None = None
         self.captured = True
         self.balance_transaction = None
 
@@ -249,8 +267,17 @@ def attach_bank_account(customer_id: str, token_id: str) -> BankAccount:
     token = _token(token_id)
     if token.used:
         raise invalid(f"You cannot use a Stripe token more than once: {token_id}.", "token_already_used", "source")
-    token.used = True
     bank = token.bank_account
+    for source in customer.sources._list:
+        # Stripe's error codes: bank_account_exists, "The bank account provided already exists on the
+        # specified Customer object." One account (one fingerprint) is one source per customer.
+        if isinstance(source, BankAccount) and not source._deleted and source.fingerprint == bank.fingerprint:
+            raise invalid(
+                "A bank account with that routing number and account number already exists for this customer.",
+                "bank_account_exists",
+                "source",
+            )
+    token.used = True
     bank.customer = customer_id
     bank.status = "verified"  # Plaid-made tokens carry accounts Plaid verified
     customer.sources._list.append(bank)
@@ -457,6 +484,13 @@ def return_debit(intent_id: str, code: Any) -> Any:
     charge = intent.latest_charge
     charge.status = "failed"
     charge.failure_code, charge.failure_message = RETURNS[code]
+    charge.outcome = {
+        "network_decline_code": code,
+        "network_status": "declined_by_network",
+        "reason": charge.failure_code,
+        "seller_message": charge.failure_message,
+        "type": "issuer_declined",
+    }
     if code in ACCOUNT_GONE:
         bank = r.store.get("bank_account:" + charge.payment_method)
         if isinstance(bank, BankAccount):
@@ -504,6 +538,20 @@ def _patch_resources() -> None:
 
     r.Customer._api_add_source = classmethod(add_source)
 
+    def list_sources(
+        cls: Any, id: str, object: Any = None, limit: Any = None, starting_after: Any = None, **kwargs: Any
+    ) -> Any:
+        # Stripe pages this list (limit, starting_after); localstripe refused both, and filtered by
+        # `object` by overwriting the customer's own list.
+        if kwargs or object not in (None, "card", "bank_account"):
+            raise invalid("Invalid list parameters.", "parameter_invalid", "object")
+        customer = _customer(id)
+        found = r.List("/v1/customers/" + id + "/sources", limit=limit, starting_after=starting_after)
+        found._list = [source for source in customer.sources._list if object is None or source.object == object]
+        return found
+
+    r.Customer._api_list_sources = classmethod(list_sources)
+
     original_retrieve_source = r.Customer._api_retrieve_source.__func__
 
     def retrieve_source(cls: Any, id: str, source_id: str, **kwargs: Any) -> Any:
@@ -526,7 +574,20 @@ def _patch_resources() -> None:
 
     def init(self: Any, **kwargs: Any) -> None:
         method = kwargs.get("payment_method")
+        allowed = kwargs.pop("allowed_payment_method_types", None)
         types = kwargs.get("payment_method_types")
+        if allowed is not None:
+            # Stripe keeps the allowed types compatible with the intent (us_bank_account: usd only)
+            # and answers them as payment_method_types (changelog 2026-07-29.dahlia, "Adds the
+            # allowed payment method types parameter").
+            types = [t for t in allowed if t != "us_bank_account" or str(kwargs.get("currency")).lower() == "usd"]
+            kwargs["payment_method_types"] = types
+            if not types:
+                raise invalid(
+                    "None of the allowed_payment_method_types can be used with this PaymentIntent.",
+                    "payment_intent_invalid_parameter",
+                    "allowed_payment_method_types",
+                )
         _check_method_types(method, types, kwargs.get("currency"))
         bank_method = isinstance(method, str) and method.startswith("ba_")
         if bank_method:
@@ -534,6 +595,7 @@ def _patch_resources() -> None:
             kwargs["payment_method"] = None  # localstripe knows pm_/card_/src_ only
         original_init(self, **kwargs)
         self.payment_method_types = types or ["card"]
+        self.allowed_payment_method_types = allowed
         if bank_method:
             self.payment_method = method
 
@@ -543,7 +605,7 @@ def _patch_resources() -> None:
 
     def create(cls: Any, confirm: Any = None, **data: Any) -> Any:
         if r.try_convert_to_bool(confirm) is not True or "us_bank_account" not in (
-            data.get("payment_method_types") or ()
+            data.get("allowed_payment_method_types") or data.get("payment_method_types") or ()
         ):
             return original_create(cls, confirm=confirm, **data)
         confirm_params = {k: data.pop(k) for k in ("mandate_data", "mandate", "off_session") if k in data}
@@ -582,7 +644,15 @@ def _patch_resources() -> None:
         charge = self.latest_charge
         if error and isinstance(charge, AchCharge):
             bank = r.store.get("bank_account:" + charge.payment_method)
-            error = {**error, "type": "invalid_request_error", "payment_method": bank._export() if bank else None}
+            outcome = getattr(charge, "outcome", None) or {}
+            error = {
+                **error,
+                "type": "invalid_request_error",
+                "code": PROVIDER_DECLINE,
+                "decline_code": charge.failure_code,
+                "network_decline_code": outcome.get("network_decline_code"),
+                "payment_method": bank._export() if bank else None,
+            }
         return error
 
     pi.last_payment_error = property(last_payment_error)
@@ -594,6 +664,7 @@ def _rebind(app: Any) -> None:
     rebind = {
         ("POST", "/v1/customers/{id}/sources"): r.Customer._api_add_source,
         ("POST", "/v1/customers/{id}/cards"): r.Customer._api_add_source,
+        ("GET", "/v1/customers/{id}/sources"): r.Customer._api_list_sources,
         ("GET", "/v1/customers/{id}/sources/{source_id}"): r.Customer._api_retrieve_source,
         ("DELETE", "/v1/customers/{id}/sources/{source_id}"): r.Customer._api_remove_source,
         ("POST", "/v1/payment_intents/{id}/confirm"): r.PaymentIntent._api_confirm,

@@ -231,9 +231,40 @@ def test_stripe_js_reports_a_failed_challenge_as_stripe_does(page: Any, link: di
     assert intent.status == "requires_payment_method"
     assert intent.last_payment_error.code == "payment_intent_authentication_failure"
 
-    # A malformed client secret is refused without a modal, as Stripe.js does.
-    answer = page.evaluate("async () => await Stripe('pk_test_local').handleCardAction('not-a-secret')")
-    assert answer["error"]["type"] == "invalid_request_error"
+    # A malformed client secret is refused without a modal, as Stripe.js does (an IntegrationError).
+    assert page.evaluate(THROWN, ["handleNextAction", {"clientSecret": "not-a-secret"}]) == "IntegrationError"
+
+
+# Calls one Stripe.js function in the page; the name of what it threw, or its result.
+THROWN = """async ([name, argument]) => {
+  try { return await Stripe('pk_test_local')[name](argument); } catch (error) { return error.name; }
+}"""
+
+
+def test_stripe_js_refuses_what_real_stripe_js_refuses(page: Any, link: dict[str, str], stack: Any) -> None:
+    # Given a card payment waiting for the bank's challenge (automatic confirmation, as we create it)
+    page.goto(link["us_bill"])
+    enter_card(page, "4000002760003184")
+    enter_billing(page)
+    review_and_submit(page)
+    page.get_by_role("button", name="Complete authentication").wait_for()
+    token = link["us_bill"].rsplit("/", 1)[1]
+    (intent,) = stripe_intents_for(stack, token)
+    assert (intent.status, intent.confirmation_method) == ("requires_action", "automatic")
+
+    # handleCardAction is for manual confirmation only: refused, without a second challenge
+    refused = page.evaluate(THROWN, ["handleCardAction", intent.client_secret])
+    assert "does not require manual server-side confirmation" in refused["error"]["message"]
+    assert page.get_by_role("button", name="Complete authentication").count() == 1
+
+    # the page's own call (handleNextAction) completes the challenge and the payment
+    page.get_by_role("button", name="Complete authentication").click()
+    page.get_by_role("status").get_by_role("heading", name="Payment successful").wait_for()
+
+    # and once the intent succeeded, there is no next action to handle
+    assert page.evaluate(THROWN, ["handleNextAction", {"clientSecret": intent.client_secret}]) == "IntegrationError"
+    secret_key = "async () => { try { Stripe('sk_test_local'); return 'made'; } catch (error) { return error.name; } }"
+    assert page.evaluate(secret_key) == "IntegrationError"
 
 
 def stripe_intents_for(stack: Any, token: str) -> list[Any]:

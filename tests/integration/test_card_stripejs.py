@@ -52,11 +52,12 @@ def test_a_bad_card_is_stripes_invalid_request(stack: LocalStack) -> None:
     assert answer.json()["error"]["type"] == "invalid_request_error"
 
 
-def test_the_script_offers_create_payment_method_and_handle_card_action(stack: LocalStack) -> None:
+def test_the_script_offers_create_payment_method_and_the_next_action_calls(stack: LocalStack) -> None:
     script = requests.get(f"{stack.urls['stripe']}/js.stripe.com/v3/", timeout=10)
 
     assert script.status_code == 200
     assert script.headers["Content-Type"].startswith("application/javascript")
     assert "stripe.createPaymentMethod = async function" in script.text
     assert "stripe.handleCardAction = async function" in script.text
+    assert "stripe.handleNextAction = async function" in script.text
     assert script.text.index("localstripe: The Stripe object") < script.text.index("FirmPay's extension")

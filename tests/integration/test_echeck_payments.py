@@ -389,3 +389,53 @@ def test_twenty_submits_of_one_review_debit_once(stack: LocalStack) -> None:
     payable = link.invariant()
     assert (payable.pending_minor, payable.balance_minor) == (150_050, 0)
     assert len(link.ledger.get_payable_with_payments(link.payable_id)[1]) == 1
+
+
+def bank_sources(link: EcheckLink, payment_id: str) -> list[str]:
+    """The bank account sources of the Stripe customer who made this payment."""
+    payment = link.ledger.get_payment(link.payable_id, payment_id)
+    assert payment is not None
+    assert payment.processor_customer_id
+    found = link.stripe.v1.customers.payment_sources.list(
+        payment.processor_customer_id, params={"object": "bank_account"}
+    )
+    return [str(source.id) for source in found.auto_paging_iter()]
+
+
+def test_an_unstored_bank_account_is_deleted_at_stripe_and_the_client_can_pay_with_it_again(
+    stack: LocalStack,
+) -> None:
+    # Given a client who paid part of a bill by eCheck without storing the method
+    link = open_echeck_link(stack)
+    first, _ = submitted(link, amount=50_000)
+    assert first["status"] == "processing"
+
+    # Then Stripe no longer keeps that bank account on the client's customer
+    assert bank_sources(link, first["payment_id"]) == []
+
+    # When the same client comes back and pays again from the same bank account
+    again, _ = submitted(link, amount=50_000)
+
+    # Then the second debit is made too (no bank_account_exists, no 500)
+    assert again["status"] == "processing"
+    payable = link.invariant()
+    assert (payable.pending_minor, payable.balance_minor) == (100_000, 50_050)
+
+
+def test_a_returning_client_with_a_stored_bank_account_pays_from_it_again(stack: LocalStack) -> None:
+    # Given a client who stored their bank account with a first eCheck payment
+    link = open_echeck_link(stack)
+    first, _ = submitted(link, store=True, amount=50_000)
+    (stored,) = bank_sources(link, first["payment_id"])
+
+    # When they link the same bank account again to pay the rest (Stripe: bank_account_exists)
+    again, _ = submitted(link, amount=100_050)
+
+    # Then the debit uses the account Stripe already has, which stays (the stored method uses it)
+    assert again["status"] == "processing"
+    second = link.ledger.get_payment(link.payable_id, again["payment_id"])
+    assert second is not None
+    assert second.processor_method_id == stored
+    assert bank_sources(link, again["payment_id"]) == [stored]
+    payable = link.invariant()
+    assert (payable.pending_minor, payable.balance_minor) == (150_050, 0)

@@ -182,7 +182,7 @@ def ach_intent(client: stripe.StripeClient, customer: str, bank: str, amount: in
             "currency": "usd",
             "customer": customer,
             "payment_method": bank,
-            "payment_method_types": ["us_bank_account"],
+            "allowed_payment_method_types": ["us_bank_account"],
             "metadata": {"payable_id": "pay_1", "payment_id": "pmt_1"},
             **params,  # type: ignore[typeddict-item]
         }
@@ -334,11 +334,12 @@ def test_a_settled_debit_succeeds_with_the_ach_fee(
     ("code", "failure", "account_status"),
     [
         ("R01", "insufficient_funds", "verified"),
-        ("R02", "account_closed", "errored"),
-        ("R29", "debit_authorization_not_match", "errored"),
+        ("R02", "bank_account_closed", "errored"),
+        ("R04", "bank_account_invalid_details", "errored"),
+        ("R29", "debit_not_authorized", "errored"),
     ],
 )
-def test_a_returned_debit_fails_with_stripe_s_code(
+def test_a_returned_debit_fails_with_stripe_s_network_and_decline_codes(
     client: stripe.StripeClient, emulator: str, code: str, failure: str, account_status: str
 ) -> None:
     customer, bank, pi = processing_debit(client)
@@ -349,9 +350,15 @@ def test_a_returned_debit_fails_with_stripe_s_code(
     failed = client.v1.payment_intents.retrieve(pi)
     assert failed.status == "requires_payment_method"
     assert failed.last_payment_error is not None
-    assert (failed.last_payment_error.code, failed.last_payment_error.type) == (failure, "invalid_request_error")
+    error = failed.last_payment_error
+    assert (error.network_decline_code, error.decline_code, error.code) == (
+        code,
+        failure,
+        "payment_method_provider_decline",
+    )
     charge = failed.to_dict()["latest_charge"]
     assert (charge["status"], charge["failure_code"]) == ("failed", failure)
+    assert charge["outcome"]["network_decline_code"] == code
     assert client.v1.customers.payment_sources.retrieve(customer, bank).to_dict()["status"] == account_status
 
 
@@ -496,7 +503,8 @@ def test_ach_events_are_signed_webhooks_with_the_intent_and_its_metadata(
     )
     assert all(e.data.object["metadata"].to_dict() == {"payable_id": "pay_1", "payment_id": "pmt_1"} for e in events)
     failed = next(e for e in events if e.type == "payment_intent.payment_failed")
-    assert failed.data.object["last_payment_error"]["code"] == "insufficient_funds"
+    assert failed.data.object["last_payment_error"]["network_decline_code"] == "R01"
+    assert failed.data.object["last_payment_error"]["decline_code"] == "insufficient_funds"
     body, signature = webhooks.received[0]
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(body, signature, "whsec_other")
@@ -596,8 +604,86 @@ def test_firmpay_s_stripe_gateway_debits_a_bank_account_on_and_off_session(
     assert (autopay.status, autopay.mandate_id) == ("processing", confirmed.mandate_id)
     control(emulator, later.intent_id, "return", code="R01")
     returned = gateway.retrieve_intent(later.intent_id)
-    assert (returned.status, returned.failure_code) == ("requires_payment_method", "insufficient_funds")
+    assert (returned.status, returned.failure_code, returned.network_decline_code) == (
+        "requires_payment_method",
+        "insufficient_funds",
+        "R01",
+    )
 
     gateway.detach_method(customer, source.source_id)
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.customers.payment_sources.retrieve(customer, source.source_id)
+
+
+# -- Stripe's contract: the pinned SDK's params on every request, its fields on every object ----------
+
+
+def refused(call: Any) -> dict[str, Any]:
+    """The error body of a request the emulator refuses (as the SDK raised it)."""
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        call()
+    assert raised.value.http_status == 400
+    body = raised.value.json_body
+    assert body is not None
+    return body["error"]  # type: ignore[no-any-return]
+
+
+def test_payment_method_types_on_an_intent_is_no_longer_supported(client: stripe.StripeClient) -> None:
+    params: dict[str, Any] = {"amount": 1500, "currency": "usd", "payment_method_types": ["card"]}
+
+    error = refused(lambda: client.v1.payment_intents.create(params=params))  # type: ignore[arg-type]
+
+    assert error["code"] == "payment_method_types_no_longer_supported"
+    assert (error["type"], error["param"]) == ("invalid_request_error", "payment_method_types")
+
+
+def test_an_unknown_parameter_is_refused_as_stripe_refuses_it(client: stripe.StripeClient) -> None:
+    params: dict[str, Any] = {"amount": 1500, "currency": "usd", "amount_in_cents": 1500}
+
+    error = refused(lambda: client.v1.payment_intents.create(params=params))  # type: ignore[arg-type]
+
+    assert error == {
+        "type": "invalid_request_error",
+        "code": "parameter_unknown",
+        "param": "amount_in_cents",
+        "message": "Received unknown parameter: amount_in_cents",
+        "doc_url": "https://stripe.com/docs/error-codes/parameter-unknown",
+    }
+
+
+def test_a_nested_unknown_parameter_is_refused_with_its_path(client: stripe.StripeClient) -> None:
+    pi = intent(client, "4242424242424242", "contract-nested")
+    mandate_data = {"customer_acceptance": {"type": "online", "online": {"ip_address": "203.0.113.9", "agent": "x"}}}
+
+    error = refused(
+        lambda: client.v1.payment_intents.confirm(pi.id, params={"mandate_data": mandate_data})  # type: ignore[typeddict-item]
+    )
+
+    assert (error["code"], error["param"]) == ("parameter_unknown", "mandate_data[customer_acceptance][online][agent]")
+    assert client.v1.payment_intents.retrieve(pi.id).status == "requires_confirmation"  # nothing happened
+
+
+def test_a_missing_required_parameter_is_refused(client: stripe.StripeClient) -> None:
+    error = refused(lambda: client.v1.payment_intents.create(params={"currency": "usd"}))  # type: ignore[typeddict-item]
+
+    assert (error["code"], error["param"]) == ("parameter_missing", "amount")
+
+
+def test_every_emulated_object_carries_the_sdk_classes_fields(client: stripe.StripeClient, emulator: str) -> None:
+    from local.stripe_emulator.contract import OBJECT_CLASSES, sdk_fields
+
+    customer, bank, pi = processing_debit(client)
+    card_intent = client.v1.payment_intents.confirm(intent(client, "4242424242424242", "contract-fields").id)
+    refund = client.v1.refunds.create(params={"payment_intent": card_intent.id, "amount": 100})
+    objects = {
+        "payment_intent": card_intent.to_dict(),
+        "charge": client.v1.charges.retrieve(str(card_intent.to_dict()["latest_charge"]["id"])).to_dict(),
+        "refund": refund.to_dict(),
+        "customer": client.v1.customers.retrieve(customer).to_dict(),
+        "payment_method": client.v1.payment_methods.retrieve(card(client, "4242424242424242")).to_dict(),
+        "bank_account": client.v1.customers.payment_sources.retrieve(customer, bank).to_dict(),
+        "mandate": client.v1.mandates.retrieve(mandate_of(client.v1.payment_intents.retrieve(pi))).to_dict(),
+    }
+    for name, obj in objects.items():
+        missing = set(sdk_fields(OBJECT_CLASSES[name])) - set(obj)
+        assert missing == set(), f"{name} lacks {sorted(missing)}"

@@ -3,12 +3,17 @@
 One ``StripeClient`` per container, created on first use (the import costs ~120 ms, paid only by
 functions that charge). Every mutating call carries an Idempotency-Key derived from our own ids,
 so a retry after a crash replays Stripe's first answer instead of charging again.
+
+The API version is pinned (``STRIPE_API_VERSION``, the pinned SDK's own; a unit test fails when they
+differ) and every request is built as the SDK's typed params (``stripe.params.*``, generated from
+that version's API spec), so mypy strict refuses a parameter Stripe removed or we misspelled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from firmpay.config import get_settings
 from firmpay.payments.processor import (
@@ -25,6 +30,19 @@ from firmpay.secrets import get_secret
 
 if TYPE_CHECKING:
     import stripe
+    from stripe.params import (
+        CustomerCreateParams,
+        PaymentIntentConfirmParams,
+        PaymentIntentCreateParams,
+        RefundCreateParams,
+    )
+
+# The API version every request names (Stripe-Version). It must be the pinned SDK's own: its typed
+# params and resource classes describe exactly this version (tests/unit/test_stripe_contract.py).
+STRIPE_API_VERSION = "2026-10-28.endive"
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def stripe_client() -> stripe.StripeClient:
@@ -39,6 +57,7 @@ def _stripe_client_for(secret_key: str) -> stripe.StripeClient:
     settings = get_settings()
     return stripe.StripeClient(
         secret_key,
+        stripe_version=STRIPE_API_VERSION,
         base_addresses={"api": settings.stripe_api_base},
         max_network_retries=2,
         http_client=stripe.RequestsClient(timeout=(2.0, settings.outbound_timeout_seconds)),
@@ -84,6 +103,7 @@ def intent_from_stripe(pi: Any) -> Intent:
         customer_id=customer if isinstance(customer, str) or customer is None else _field(customer, "id"),
         failure_code=(_field(error, "decline_code") or _field(error, "code")) if error else None,
         failure_message=_field(error, "message") if error else None,
+        network_decline_code=_field(error, "network_decline_code") if error else None,
         fee_minor=int(fee) if fee is not None else None,
         mandate_id=mandate if isinstance(mandate, str) or mandate is None else _field(mandate, "id"),
         amount_refunded_minor=refunded,
@@ -120,7 +140,9 @@ class StripeGateway:
     def client(self) -> stripe.StripeClient:
         return self._client or stripe_client()
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """``fn(*args, **kwargs)`` (typed: mypy checks the params against the SDK), with Stripe's
+        unavailability (network, 5xx, rate limit, key in use) as ``ProcessorUnavailable``."""
         import stripe
 
         try:
@@ -152,11 +174,15 @@ class StripeGateway:
         )
 
     def create_intent(self, request: IntentRequest) -> Intent:
-        params: dict[str, Any] = {
+        # payment_method_types is refused since 2026-09-30.endive (400
+        # payment_method_types_no_longer_supported); allowed_payment_method_types keeps the intent to
+        # the one type we reviewed (Stripe changelog, "Removes the payment method types parameter
+        # from Payment Intents and Setup Intents").
+        params: PaymentIntentCreateParams = {
             "amount": request.amount_minor,
             "currency": request.currency.lower(),
             "payment_method": request.payment_method_id,
-            "payment_method_types": [request.method_type],
+            "allowed_payment_method_types": [request.method_type],
             "metadata": request.metadata,
             "description": request.description,
         }
@@ -174,7 +200,7 @@ class StripeGateway:
 
         # A PaymentIntent has no mandate field: Stripe names an ACH debit's mandate on its charge
         # (payment_method_details.us_bank_account.mandate), and returns latest_charge as an id unless expanded.
-        params: dict[str, Any] = {"expand": ["latest_charge"]}
+        params: PaymentIntentConfirmParams = {"expand": ["latest_charge"]}
         if request.setup_future_usage:
             params["setup_future_usage"] = request.setup_future_usage
         if request.off_session:
@@ -244,7 +270,7 @@ class StripeGateway:
         """Refund ``amount_minor`` of the intent's charge; ``RefundRefused`` when Stripe will not."""
         import stripe
 
-        params: dict[str, Any] = {"payment_intent": intent_id, "amount": amount_minor, "metadata": metadata}
+        params: RefundCreateParams = {"payment_intent": intent_id, "amount": amount_minor, "metadata": metadata}
         if reason:
             params["reason"] = reason
         try:
@@ -271,24 +297,58 @@ class StripeGateway:
         """The Stripe customer of this client at this firm, created once (idempotently)."""
         if existing:
             return existing
+        params: CustomerCreateParams = {
+            "name": name,
+            "email": email,
+            "metadata": {"firm_id": firm_id, "client_id": client_id},
+        }
         customer = self._call(
             self.client.v1.customers.create,
-            params={"name": name, "email": email, "metadata": {"firm_id": firm_id, "client_id": client_id}},
+            params=params,
             options={"idempotency_key": f"fp-customer-{firm_id}-{client_id}"},
         )
         return str(customer.id)
 
     def attach_bank_account(self, customer_id: str, bank_account_token: str) -> BankAccountSource:
-        """Attach a Plaid-made ``btok_`` to the customer; Stripe answers with the ``ba_`` account."""
-        source = self._call(
-            self.client.v1.customers.payment_sources.create,
-            customer_id,
-            params={"source": bank_account_token},
-            options={"idempotency_key": f"fp-source-{customer_id}-{bank_account_token}"},
-        )
+        """Attach a Plaid-made ``btok_`` to the customer; Stripe answers with the ``ba_`` account.
+
+        Stripe refuses a second copy of an account the customer already has (400
+        ``bank_account_exists``, "The bank account provided already exists on the specified Customer
+        object", Stripe's error codes): a returning client's account is then the customer's existing
+        source with the token's fingerprint.
+        """
+        import stripe
+
+        try:
+            source = self._call(
+                self.client.v1.customers.payment_sources.create,
+                customer_id,
+                params={"source": bank_account_token},
+                options={"idempotency_key": f"fp-source-{customer_id}-{bank_account_token}"},
+            )
+        except stripe.InvalidRequestError as error:
+            if error.code != "bank_account_exists":
+                raise
+            source = self._existing_bank_account(customer_id, bank_account_token)
+        if not isinstance(source, stripe.BankAccount):
+            raise ValueError(f"Stripe attached a {source.object}, not a bank account")
         return BankAccountSource(
-            source_id=str(source.id), bank_name=str(_field(source, "bank_name") or "Bank"), last4=str(source.last4)
+            source_id=str(source.id), bank_name=str(source.bank_name or "Bank"), last4=str(source.last4)
         )
+
+    def _existing_bank_account(self, customer_id: str, bank_account_token: str) -> stripe.BankAccount:
+        """The customer's bank account source with the same fingerprint as the token's account."""
+        import stripe
+
+        token = self._call(self.client.v1.tokens.retrieve, bank_account_token)
+        fingerprint = token.bank_account.fingerprint if token.bank_account else None
+        sources = self._call(
+            self.client.v1.customers.payment_sources.list, customer_id, params={"object": "bank_account", "limit": 100}
+        )
+        for source in sources.auto_paging_iter():
+            if isinstance(source, stripe.BankAccount) and fingerprint and source.fingerprint == fingerprint:
+                return source
+        raise ValueError("Stripe reported the bank account as attached, but the customer has no such source")
 
     def detach_method(self, customer_id: str, method_id: str) -> None:
         """Detach a stored card (``pm_``) or delete a bank account source (``ba_``) from the customer.

@@ -327,7 +327,7 @@ def apply_intent(ledger: Ledger, payment: Payment, intent: Intent) -> Payment:
         if payment.method.type == "echeck":
             from firmpay.payments.echeck import ach_return_code
 
-            failure["return_code"] = ach_return_code(intent.failure_code)
+            failure["return_code"] = ach_return_code(intent.network_decline_code)
         if ledger.release(payment, PaymentStatus.FAILED, **failure):
             changed = payment.model_copy(update={**failure, "status": PaymentStatus.FAILED})
     elif intent.status == "canceled":

@@ -10,6 +10,7 @@ reserved) until Stripe settles or returns it.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -56,19 +57,11 @@ from firmpay.payments.processor import PaymentProcessor, ProcessorUnavailable
 
 ACH_MANDATE_TEXT_VERSION = "ach-web-v1"
 
-# Stripe's failure codes for ACH debits, and the NACHA return codes they stand for.
-STRIPE_TO_ACH_RETURN = {
-    "insufficient_funds": "R01",
-    "account_closed": "R02",
-    "no_account": "R03",
-    "invalid_account_number": "R04",
-    "debit_not_authorized": "R10",
-    "bank_account_restricted": "R16",
-    "account_frozen": "R16",
-    "debit_authorization_not_match": "R29",
-}
 # Returns that say the account can never be debited again: a stored method becomes unusable.
-ACCOUNT_GONE_RETURNS = frozenset({"R02", "R03", "R04", "R10", "R16", "R29"})
+# Stripe reports the bank's return code in last_payment_error.network_decline_code and its own
+# decline code (bank_account_closed, ...) in decline_code (Stripe docs, "Network decline codes", ACH
+# Direct Debit): all but the funds returns (R01, R09) say the account or the authorization is gone.
+ACCOUNT_GONE_RETURNS = frozenset({"R02", "R03", "R04", "R05", "R07", "R08", "R10", "R11", "R16", "R20", "R29", "R31"})
 
 
 @dataclass(frozen=True)
@@ -200,12 +193,11 @@ def retire_returned_method(ledger: Ledger, payment: Payment) -> int:
     return retired
 
 
-def ach_return_code(stripe_code: str | None) -> str | None:
-    if stripe_code is None:
-        return None
-    if stripe_code.startswith("R") and stripe_code[1:].isdigit():
-        return stripe_code
-    return STRIPE_TO_ACH_RETURN.get(stripe_code)
+def ach_return_code(network_decline_code: str | None) -> str | None:
+    """The NACHA return code (``R01``...) of a returned debit, as Stripe's network decline code gives it."""
+    if network_decline_code and re.fullmatch(r"R\d\d", network_decline_code):
+        return network_decline_code
+    return None
 
 
 # -- use cases -------------------------------------------------------------------------------------
@@ -413,7 +405,7 @@ def submit_echeck(
             # The first submit of this review is confirming right now (Stripe answers the same
             # Idempotency-Key with "in use"): report the payment as pending; it moves on shortly.
     if created and connection is not None:
-        payment = _keep_or_forget_bank(ledger, linker, vault, connection, payment, now)
+        payment = _keep_or_forget_bank(ledger, processor, linker, vault, connection, payment, now)
         balance = payable.balance_minor - review.amount_minor
     else:
         current = ledger.get_payable(review.payable_id)
@@ -423,13 +415,15 @@ def submit_echeck(
 
 def _keep_or_forget_bank(
     ledger: Ledger,
+    processor: PaymentProcessor,
     linker: BankLinker | None,
     vault: TokenVault,
     connection: BankConnection,
     payment: Payment,
     now: datetime,
 ) -> Payment:
-    """Store the bank method (consent given, debit accepted) or remove the Plaid item."""
+    """Store the bank method (consent given, debit accepted), or remove the Plaid item and the
+    Stripe bank account (unless a stored method of this client uses that account)."""
     if payment.store_method and payment.store_consent is not None and payment.status is PaymentStatus.PROCESSING:
         method = StoredMethod(
             method_id=new_id("mth"),
@@ -451,5 +445,20 @@ def _keep_or_forget_bank(
             connection.encrypted_access_token, _vault_context(connection.firm_id, connection.client_id)
         )
         _remove_quietly(linker, access_token)
+    if not payment.stored_method_id:
+        _delete_unstored_source(ledger, processor, connection)
     ledger.forget_bank_connection(connection)
     return payment
+
+
+def _delete_unstored_source(ledger: Ledger, processor: PaymentProcessor, connection: BankConnection) -> None:
+    """Delete the ``ba_`` source of a method the client did not store: the debit already under way
+    goes on (its charge names the account), and a later attach of the same account makes a new one
+    instead of meeting ``bank_account_exists``. A source a stored method uses stays."""
+    for method in ledger.list_methods(connection.firm_id, connection.client_id):
+        if method.status == "active" and method.processor_method_id == connection.processor_method_id:
+            return
+    try:
+        processor.detach_method(connection.processor_customer_id, connection.processor_method_id)
+    except ProcessorUnavailable:
+        logger.warning("unstored bank account not deleted at Stripe", extra={"source": connection.processor_method_id})

@@ -43,6 +43,8 @@ class Intent:
     customer_id: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    # For payments the network declined or returned, its raw code (an ACH return's R01, R02...).
+    network_decline_code: str | None = None
     fee_minor: int | None = None
     mandate_id: str | None = None
     amount_refunded_minor: int = 0

@@ -204,8 +204,11 @@
       return null;
     }
 
+    // The server confirms (automatic confirmation); Stripe.js only runs the bank's challenge:
+    // handleNextAction, the "finalize payments on the server" call (docs/decisions.md says why not
+    // handleCardAction, which is for manual confirmation only).
     function authenticate(result) {
-      return stripe.handleCardAction(result.client_secret).then(function () {
+      return stripe.handleNextAction({clientSecret: result.client_secret}).then(function () {
         // Whatever Stripe.js reports, the server reads the intent and decides.
         return window.FirmPay.postJson('/card/complete', {payment_id: result.payment_id});
       }).then(function (answer) {
