@@ -76,6 +76,7 @@ class Fault:
     times: int
     delay: float
     cancellation: tuple[str, int] | None = None  # (reason code, item index): a cancelled transaction
+    skip: int = 0  # matching requests to let through before the fault applies
 
 
 def request_operation(service: str, method: str, path: str, headers: dict[str, str], body: bytes) -> str:
@@ -248,8 +249,13 @@ class AwsProxy:
         """DynamoDB (by default) answers ``ThrottlingException`` to the next ``times`` ``operation`` calls."""
         self.inject(service, operation, 400, times=times, code="ThrottlingException", message="Rate exceeded")
 
-    def cancel_transaction(self, reason: str = "TransactionConflict", times: int = 1, item: int = 0) -> None:
-        """Cancel the next ``times`` ``TransactWriteItems`` with ``reason`` on item ``item``, as DynamoDB does.
+    def cancel_transaction(
+        self, reason: str = "TransactionConflict", times: int = 1, item: int = 0, *, after: int = 0
+    ) -> None:
+        """Cancel ``times`` ``TransactWriteItems`` with ``reason`` on item ``item``, as DynamoDB does.
+
+        The first ``after`` transactions go through (to reach, say, the settle that follows a
+        reserve); the ``times`` after them are cancelled.
 
         The answer is DynamoDB's: 400 ``TransactionCanceledException`` with one cancellation reason
         per item of the request (``None`` for the others), which botocore parses into
@@ -271,6 +277,7 @@ class AwsProxy:
                     times,
                     0.0,
                     cancellation=(reason, item),
+                    skip=after,
                 )
             )
 
@@ -287,6 +294,9 @@ class AwsProxy:
         """The first armed fault matching the request, used once (caller holds the lock)."""
         for fault in self._faults:
             if fault.service in (service, "*") and fault.operation in (operation, "*"):
+                if fault.skip > 0:  # this one goes through; the fault waits for a later request
+                    fault.skip -= 1
+                    return None
                 fault.times -= 1
                 if fault.times <= 0:
                     self._faults.remove(fault)

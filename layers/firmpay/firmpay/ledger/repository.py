@@ -168,7 +168,10 @@ class Ledger:
                 if others & _INVALID_TRANSACTION:
                     raise TransactionRefused(f"DynamoDB refused the transaction: {codes}") from error
                 if attempt + 1 == _TRANSACT_ATTEMPTS:
-                    raise ServiceUnavailable() from error
+                    raise ServiceUnavailable(
+                        "We could not record this just now; please try again in a moment "
+                        "(a retry never charges or refunds twice)."
+                    ) from error
                 time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))
                 continue
             return []
