@@ -212,7 +212,7 @@ def stream_batch(stack: Any, payments: int = 50) -> dict[str, Any]:
     """confirmation_email on one batch of 100 stream records: 50 card payments, each reserved (an
     INSERT that sends nothing) then settled (a MODIFY that sends a client and a firm email).
 
-    The poller reads the stream from moto directly, so the counts are the function's own requests.
+    The poller reads the stream from DynamoDB Local directly, so the counts are the function's own requests.
     """
     from tests.support.factories import card_payment, create_billed
 

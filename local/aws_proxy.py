@@ -1,13 +1,14 @@
-"""The local AWS endpoint: a proxy in front of moto (``AWS_ENDPOINT_URL`` points here).
+"""The local AWS endpoint: a proxy in front of the emulators (``AWS_ENDPOINT_URL`` points here).
 
-Every request is forwarded to the moto server unchanged, over kept-alive connections. On the
-way the proxy
+Every request is forwarded unchanged, over kept-alive connections: DynamoDB and DynamoDB Streams
+to DynamoDB Local (AWS's own engine), everything else (SES, KMS, SQS, SSM) to moto. On the way
+the proxy
 
 - counts requests per service and operation (``counts()``/``reset_counts()``: the benchmark's
   "DynamoDB requests per route");
-- injects faults for tests (``inject()``/``throttle()``): an error answer in the service's own
-  wire format (so botocore raises the real exception class), after an optional delay, or a delay
-  alone (a slow or timed-out call);
+- injects faults for tests (``inject()``/``throttle()``/``cancel_transaction()``): an error answer
+  in the service's own wire format (so botocore raises the real exception class), after an
+  optional delay, or a delay alone (a slow or timed-out call);
 - hands every accepted SES send (v1 ``SendEmail``/``SendRawEmail``, v2 ``SendEmail``) to the
   outbox.
 
@@ -43,6 +44,18 @@ _SES_V2 = {
     ("GET", "account"): "GetAccount",
 }
 _SES_SENDS = frozenset({"SendEmail", "SendRawEmail"})
+_DYNAMODB_SERVICES = frozenset({"dynamodb", "dynamodbstreams"})
+# TransactWriteItems cancellation reasons other than a failed condition, with DynamoDB's messages
+# (TransactWriteItems API reference, "TransactionCanceledException").
+_CANCELLATION_MESSAGES = {
+    "TransactionConflict": "Transaction is ongoing for the item",
+    "ThrottlingError": "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically "
+    "scaling your table or index so please try again shortly.",
+    "ProvisionedThroughputExceeded": "The level of configured provisioned throughput for the table was exceeded. "
+    "Consider increasing your provisioning level with the UpdateTable API.",
+    "ItemCollectionSizeLimitExceeded": "Collection size exceeded.",
+    "ValidationError": "One or more parameter values were invalid.",
+}
 _DEFAULT_CODES = {400: "ThrottlingException", 500: "InternalServerError", 503: "ServiceUnavailable"}
 _QUERY_CODES = {"ThrottlingException": "Throttling", "InternalServerError": "InternalFailure"}
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
@@ -64,6 +77,8 @@ class Fault:
     body: bytes | None
     times: int
     delay: float
+    cancellation: tuple[str, int] | None = None  # (reason code, item index): a cancelled transaction
+    skip: int = 0  # matching requests to let through before the fault applies
 
 
 def request_operation(service: str, method: str, path: str, headers: dict[str, str], body: bytes) -> str:
@@ -96,7 +111,7 @@ def request_service(headers: dict[str, str]) -> str:
 
 
 class _ConnectionPool:
-    """Kept-alive HTTP connections to moto, shared by the proxy's threads (LIFO: warm ones first)."""
+    """Kept-alive HTTP connections to one emulator, shared by the proxy's threads (LIFO: warm ones first)."""
 
     def __init__(self, port: int, timeout: float = 60.0) -> None:
         self._port = port
@@ -125,13 +140,20 @@ class _ConnectionPool:
 
 
 class AwsProxy:
-    """``AwsProxy(moto_port).start()``; ``url`` is what ``AWS_ENDPOINT_URL`` should be."""
+    """``AwsProxy(moto_port, dynamodb_port=...).start()``; ``url`` is what ``AWS_ENDPOINT_URL`` should be.
 
-    def __init__(self, moto_port: int, port: int = 0, on_email: EmailSink | None = None) -> None:
+    Without ``dynamodb_port`` every service goes to ``moto_port``.
+    """
+
+    def __init__(
+        self, moto_port: int, port: int = 0, on_email: EmailSink | None = None, *, dynamodb_port: int | None = None
+    ) -> None:
         self.moto_port = moto_port
+        self.dynamodb_port = dynamodb_port
         self.on_email = on_email
         self.authorize: Authorizer | None = None  # local IAM (local/iam.py), set by the stack
         self._pool = _ConnectionPool(moto_port)
+        self._dynamodb_pool = _ConnectionPool(dynamodb_port) if dynamodb_port else self._pool
         self._counts: Counter[tuple[str, str]] = Counter()
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -169,6 +191,7 @@ class AwsProxy:
         self.server.shutdown()
         self.server.server_close()
         self._pool.close()
+        self._dynamodb_pool.close()
 
     # -- counters ------------------------------------------------------------------------------------
 
@@ -229,6 +252,38 @@ class AwsProxy:
         """DynamoDB (by default) answers ``ThrottlingException`` to the next ``times`` ``operation`` calls."""
         self.inject(service, operation, 400, times=times, code="ThrottlingException", message="Rate exceeded")
 
+    def cancel_transaction(
+        self, reason: str = "TransactionConflict", times: int = 1, item: int = 0, *, after: int = 0
+    ) -> None:
+        """Cancel ``times`` ``TransactWriteItems`` with ``reason`` on item ``item``, as DynamoDB does.
+
+        The first ``after`` transactions go through (to reach, say, the settle that follows a
+        reserve); the ``times`` after them are cancelled.
+
+        The answer is DynamoDB's: 400 ``TransactionCanceledException`` with one cancellation reason
+        per item of the request (``None`` for the others), which botocore parses into
+        ``CancellationReasons``. ``reason``: ``TransactionConflict`` (another transaction holds
+        the item), ``ThrottlingError``, ``ProvisionedThroughputExceeded``, ... (the codes and
+        messages of the TransactWriteItems API reference). Nothing is written, as in DynamoDB.
+        """
+        if reason not in _CANCELLATION_MESSAGES:
+            raise ValueError(f"DynamoDB has no cancellation reason {reason!r}; known: {sorted(_CANCELLATION_MESSAGES)}")
+        with self._lock:
+            self._faults.append(
+                Fault(
+                    "dynamodb",
+                    "TransactWriteItems",
+                    400,
+                    "TransactionCanceledException",
+                    "",
+                    None,
+                    times,
+                    0.0,
+                    cancellation=(reason, item),
+                    skip=after,
+                )
+            )
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -242,6 +297,9 @@ class AwsProxy:
         """The first armed fault matching the request, used once (caller holds the lock)."""
         for fault in self._faults:
             if fault.service in (service, "*") and fault.operation in (operation, "*"):
+                if fault.skip > 0:  # this one goes through; the fault waits for a later request
+                    fault.skip -= 1
+                    return None
                 fault.times -= 1
                 if fault.times <= 0:
                     self._faults.remove(fault)
@@ -269,23 +327,29 @@ class AwsProxy:
             if fault.delay:
                 time.sleep(fault.delay)
             if fault.status is not None:
-                status, out_headers, payload = _fault_reply(fault, service, request.path, headers)
+                status, out_headers, payload = _fault_reply(fault, service, request.path, headers, body)
                 write_response(request, status, out_headers, payload)
                 return
         forward_headers = [(k, v) for k, v in pairs if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"]
+        pool = self._dynamodb_pool if service in _DYNAMODB_SERVICES else self._pool
         try:
-            status, out_headers, payload = self._forward(request.command, request.path, forward_headers, body)
+            status, out_headers, payload = self._forward(pool, request.command, request.path, forward_headers, body)
         except OSError as error:
-            status, out_headers, payload = 502, [("Content-Type", "text/plain")], f"moto unreachable: {error}".encode()
+            status, out_headers, payload = (
+                502,
+                [("Content-Type", "text/plain")],
+                f"emulator unreachable: {error}".encode(),
+            )
         if service == "ses" and operation in _SES_SENDS and status == 200 and self.on_email is not None:
             self.on_email(operation, body, payload)
         write_response(request, status, out_headers, payload)
 
+    @staticmethod
     def _forward(
-        self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
+        pool: _ConnectionPool, method: str, path: str, headers: list[tuple[str, str]], body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         while True:
-            conn, reused = self._pool.get()
+            conn, reused = pool.get()
             try:
                 conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
                 for name, value in headers:
@@ -296,7 +360,7 @@ class AwsProxy:
                 payload = answer.read()
             except (http.client.HTTPException, OSError):
                 conn.close()
-                if reused:  # moto closed an idle connection; the request never reached it
+                if reused:  # the emulator closed an idle connection; the request never reached it
                     continue
                 raise
             kept = [
@@ -305,16 +369,45 @@ class AwsProxy:
             if answer.will_close:
                 conn.close()
             else:
-                self._pool.put(conn)
+                pool.put(conn)
             return answer.status, kept, payload
 
 
+def _cancellation_body(reason: str, item: int, request_body: bytes) -> bytes:
+    """DynamoDB's TransactionCanceledException for this request: one reason per item, in order.
+
+    The shape is the one DynamoDB Local itself answers for a failed condition (checked:
+    ``{"__type": "...#TransactionCanceledException", "CancellationReasons": [{"Code": "None"},
+    {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"}], "Message":
+    "Transaction cancelled, please refer cancellation reasons for specific reasons [None,
+    ConditionalCheckFailed]"}``); the codes and messages are the TransactWriteItems API
+    reference's (docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html,
+    and botocore's "DynamoDB / Client / exceptions / TransactionCanceledException").
+    """
+    count = max(1, len(json.loads(request_body or b"{}").get("TransactItems") or []))
+    marked = min(max(item, 0), count - 1)
+    reasons: list[dict[str, str]] = [{"Code": "None"} for _ in range(count)]
+    reasons[marked] = {"Code": reason, "Message": _CANCELLATION_MESSAGES[reason]}
+    summary = ", ".join(r["Code"] for r in reasons)
+    return json.dumps(
+        {
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "CancellationReasons": reasons,
+            "Message": f"Transaction cancelled, please refer cancellation reasons for specific reasons [{summary}]",
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
 def _fault_reply(
-    fault: Fault, service: str, path: str, headers: dict[str, str]
+    fault: Fault, service: str, path: str, headers: dict[str, str], request_body: bytes = b""
 ) -> tuple[int, list[tuple[str, str]], bytes]:
     assert fault.status is not None
     request_id = str(uuid.uuid4())
     code = fault.code or "InternalServerError"
+    if fault.cancellation is not None:
+        body = _cancellation_body(*fault.cancellation, request_body)
+        return fault.status, [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", request_id)], body
     if "x-amz-target" in headers:  # AWS JSON 1.0 / 1.1 (DynamoDB, SQS, KMS, SSM)
         content_type = headers.get("content-type", "application/x-amz-json-1.0")
         prefix = "com.amazonaws.dynamodb.v20120810#" if service in ("dynamodb", "dynamodbstreams") else ""

@@ -50,7 +50,7 @@ def main() -> int:
             f"  API document     {gateway}/api/openapi.json\n"
             f"  Stripe emulator  {stack.urls['stripe']}\n"
             f"  Plaid emulator   {stack.urls['plaid']}{'' if stack.want_plaid else '   (not started: local/plaid_emulator missing)'}\n"
-            f"  AWS endpoint     {stack.urls['proxy']}   (AWS_ENDPOINT_URL; moto behind it)\n"
+            f"  AWS endpoint     {stack.urls['proxy']}   (AWS_ENDPOINT_URL; DynamoDB Local and moto behind it)\n"
             f"  logs             .local/logs/dev-*.log\n"
             "running; press Ctrl-C to stop",
             flush=True,

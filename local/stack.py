@@ -9,9 +9,10 @@
         stack.recaptcha.set_next_answer(False)  # the next reCAPTCHA verification fails
         stack.invoke("payment_sweep", {...})    # one handler, in-process, as `sam local invoke` would
 
-Processes: the moto server (``local.moto_server``: moto with DynamoDB's write atomicity), the Stripe
-emulator and the Plaid emulator run as subprocesses (output
-in ``.local/logs/<run>-<name>.log``; each exits on its own if this process dies); the AWS proxy,
+Processes: DynamoDB Local (AWS's own engine, ``local.dynamodb_local``: DynamoDB and its Streams),
+the moto server (SES, KMS, SQS, SSM), the Stripe emulator and the Plaid emulator run as
+subprocesses (output in ``.local/logs/<run>-<name>.log``; each exits on its own if this process
+dies); the AWS proxy,
 the gateway and the stream poller are threads of this process calling the real handlers.
 ``os.environ`` gets every setting of ``firmpay.config`` pointing at them (restored by ``stop()``).
 The AWS resources are created from template.yaml's own definitions (tables, queue, KMS key, SES
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from local import dynamodb_local
 from local.aws_proxy import AwsProxy
 from local.gateway import LocalGateway, stderr_log
 from local.iam import LocalIam, Resources, acting_as, install_caller_header
@@ -54,8 +56,8 @@ from local.template import ROOT, Resolver, Template, TemplateError, load_templat
 STATE = ROOT / ".local"
 RUN = STATE / "run"
 LOGS = STATE / "logs"
-FIXED_PORTS = {"gateway": 3000, "proxy": 4566, "moto": 4567, "stripe": 8420, "plaid": 8430}
-CHILDREN = ("moto", "stripe", "plaid")
+FIXED_PORTS = {"gateway": 3000, "proxy": 4566, "moto": 4567, "dynamodb": 4568, "stripe": 8420, "plaid": 8430}
+CHILDREN = ("moto", "dynamodb", "stripe", "plaid")
 
 MAIL_FROM = "payments@firmpay.example"
 STRIPE_SECRET = "sk_test_local_firmpay"
@@ -236,10 +238,11 @@ class Clients:
 
 
 class LocalStack:
-    """moto + AWS proxy + Stripe and Plaid emulators + gateway + stream poller, as one context manager.
+    """DynamoDB Local + moto + AWS proxy + Stripe and Plaid emulators + gateway + stream poller, as one
+    context manager.
 
-    Attributes (after ``start()``): ``urls``/``ports`` (``gateway``, ``proxy``, ``moto``, ``stripe``,
-    ``plaid``), ``env`` (what was put in ``os.environ``), ``proxy`` (``AwsProxy``), ``gateway``
+    Attributes (after ``start()``): ``urls``/``ports`` (``gateway``, ``proxy``, ``moto``, ``dynamodb``,
+    ``stripe``, ``plaid``), ``env`` (what was put in ``os.environ``), ``proxy`` (``AwsProxy``), ``gateway``
     (``LocalGateway``), ``poller`` (``StreamPoller``), ``outbox`` (``Outbox``), ``recaptcha``
     (``RecaptchaStandIn``), ``template``, ``tables``/``queues`` (logical id -> name/URL),
     ``stream_arn``, ``startup_seconds``.
@@ -262,7 +265,7 @@ class LocalStack:
         fixed_ports: bool = False,
         iam: bool | None = None,
     ) -> None:
-        """``ports``: "free" (any free ports), "fixed" (3000, 4566, 4567, 8420, 8430) or a mapping.
+        """``ports``: "free" (any free ports), "fixed" (3000, 4566, 4567, 4568, 8420, 8430) or a mapping.
 
         ``plaid``: start the Plaid emulator (None: when ``local/plaid_emulator`` exists);
         ``log_requests``: gateway lines on stderr (None: with fixed ports; else to ``.local/logs``);
@@ -343,7 +346,8 @@ class LocalStack:
             self._check_ports()
         self._owns_run_state = True  # from here on, the pidfile and run directory are this run's
         (self.run_dir / "tmp").mkdir(parents=True, exist_ok=True)
-        self._spawn("moto", "local.moto_server", "-H", "127.0.0.1", "-p", str(self.ports["moto"]))
+        self._spawn_command("dynamodb", dynamodb_local.command(self.ports["dynamodb"], tmpdir=self.run_dir / "tmp"))
+        self._spawn("moto", "moto.server", "-H", "127.0.0.1", "-p", str(self.ports["moto"]))
         self._spawn("stripe", "local.stripe_emulator", "--port", str(self.ports["stripe"]))
         stripe_url = f"http://127.0.0.1:{self.ports['stripe']}"
         if self.want_plaid:
@@ -352,7 +356,9 @@ class LocalStack:
         t = self._phase("spawn", began)
 
         self.template = self.template or load_template()
-        self.proxy = AwsProxy(self.ports["moto"], self.ports["proxy"], on_email=self.outbox.capture)
+        self.proxy = AwsProxy(
+            self.ports["moto"], self.ports["proxy"], on_email=self.outbox.capture, dynamodb_port=self.ports["dynamodb"]
+        )
         self.ports["proxy"] = self.proxy.port
         self.gateway = LocalGateway(self.ports["gateway"], self.template, log=self._request_log())
         self.ports["gateway"] = self.gateway.port
@@ -361,12 +367,13 @@ class LocalStack:
         self.urls = {k: f"http://127.0.0.1:{p}" for k, p in self.ports.items()}
         self.urls["outbox"] = f"{self.urls['gateway']}/_local/outbox"
         self.proxy.start()
-        import boto3  # noqa: F401 - the import (~150 ms) overlaps moto's start-up
+        import boto3  # noqa: F401 - the import (~150 ms) overlaps the emulators' start-up
 
         t = self._phase("in-process servers", t)
 
         self._wait_for("moto", "/moto-api/data.json")
-        t = self._phase("moto ready", t)
+        self._wait_for("dynamodb", "/", timeout=60.0)  # a JVM: ~3 s, more on a busy machine
+        t = self._phase("moto and DynamoDB Local ready", t)
         self._create_aws_resources()
         self._set_environment()
         if self.enforce_iam:
@@ -453,6 +460,11 @@ class LocalStack:
             raise StackError("cannot start the local stack: port " + "; port ".join(busy))
 
     def _spawn(self, name: str, module: str, *args: str) -> None:
+        """A python module as a child, through the launcher (which exits when this process dies)."""
+        self._spawn_command(name, [sys.executable, "-c", _LAUNCHER, str(os.getpid()), module, *args])
+
+    def _spawn_command(self, name: str, argv: list[str]) -> None:
+        """A child in its own process group; ``argv`` must exit by itself when this process dies."""
         log = (LOGS / f"{self.run_id}-{name}.log").open("wb")
         self._logs.append(log)
         env = {
@@ -463,7 +475,7 @@ class LocalStack:
             "TMPDIR": str(self.run_dir / "tmp"),
         }
         self._processes[name] = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCHER, str(os.getpid()), module, *args],
+            argv,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -539,7 +551,8 @@ class LocalStack:
             )
 
     def _create_aws_resources(self) -> None:
-        """Every resource template.yaml declares that functions reach at runtime, created in moto."""
+        """Every resource template.yaml declares that functions reach at runtime, created in DynamoDB
+        Local (tables) and moto (the rest)."""
         assert self.template is not None
         template = self.template
         physical: dict[str, str] = {}
@@ -566,7 +579,10 @@ class LocalStack:
                 )
             self.tables[logical_id] = name
             physical[logical_id] = name
-            attributes[f"{logical_id}.Arn"] = description["TableArn"]
+            # DynamoDB Local names its own region and account in ARNs (``ddblocal``, 000000000000);
+            # the template's references get the ARN the table has in the stack's region and
+            # account. The stream ARN stays DynamoDB Local's: it is what its Streams API answers to.
+            attributes[f"{logical_id}.Arn"] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"
             if description.get("LatestStreamArn"):
                 attributes[f"{logical_id}.StreamArn"] = description["LatestStreamArn"]
 
@@ -772,8 +788,8 @@ class LocalStack:
             return
         gateway = self.gateway
         spec = self.template.function(mapping.function)
-        # The poller reads moto directly: its idle GetRecords calls stay out of the proxy's counts.
-        streams = self._new_client("dynamodbstreams", self.urls["moto"])
+        # The poller reads DynamoDB Local directly: its idle GetRecords calls stay out of the proxy's counts.
+        streams = self._new_client("dynamodbstreams", self.urls["dynamodb"])
         sqs = self.client("sqs")
         queue_url = self.queues.get(mapping.on_failure or "", "")
 
@@ -830,7 +846,10 @@ def _remove_tree(path: Path) -> None:
 def _ours(child: Mapping[str, Any]) -> bool:
     """The recorded child is still the same process and one this module started."""
     pid = int(child.get("pid", 0))
-    return bool(pid) and _proc_start(pid) == child.get("start") and _LAUNCHER_MARK in _cmdline(pid)
+    if not pid or _proc_start(pid) != child.get("start"):
+        return False
+    command = _cmdline(pid)
+    return _LAUNCHER_MARK in command or dynamodb_local.RUNNER_CLASS in command
 
 
 def clean_stale_runs() -> list[str]:

@@ -1,6 +1,6 @@
 """The DynamoDB stream -> Lambda event source mapping, for the local stack.
 
-Reads the ledger table's stream (moto) through boto3 ``dynamodbstreams``, shapes records as Lambda
+Reads the ledger table's stream (DynamoDB Local) through boto3 ``dynamodbstreams``, shapes records as Lambda
 delivers them, applies the template's ``FilterCriteria``, and invokes the function in batches of
 up to ``BatchSize`` (gathered for up to the batching window), with Lambda's failure semantics:
 
@@ -15,9 +15,9 @@ up to ``BatchSize`` (gathered for up to the batching window), with Lambda's fail
   ``responseContext``, ``DDBStreamBatchInfo``), plus, locally, the ``records`` themselves so a
   replay tool has what it needs.
 
-moto quirks handled: records lack ``eventSourceARN``, ``ApproximateCreationDateTime`` arrives as a
-datetime (Lambda sends epoch seconds), and an update that creates an item emits two INSERT records
-(passed on as they come: the consumer is idempotent).
+What Lambda adds to a stream record is added here: ``eventSourceARN``, ``awsRegion`` (DynamoDB
+Local says ``ddblocal``; Lambda names the table's region) and ``ApproximateCreationDateTime`` in
+epoch seconds (botocore parses it into a datetime).
 
 Tests use ``drain()`` instead of sleeping, ``pause()``/``resume()`` to hold deliveries back,
 ``redeliver_last_batch()`` to check exactly-once effects, and ``use_handler()`` to put a test
@@ -154,7 +154,7 @@ def matches_any(patterns: list[dict[str, Any]], event: dict[str, Any]) -> bool:
 
 
 def lambda_record(raw: dict[str, Any], stream_arn: str, region: str = "us-east-1") -> dict[str, Any]:
-    """A stream record as Lambda delivers it (moto lacks eventSourceARN and numeric times)."""
+    """A stream record as Lambda delivers it (with eventSourceARN, the table's region, numeric times)."""
     ddb = dict(raw.get("dynamodb") or {})
     created = ddb.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
@@ -166,7 +166,7 @@ def lambda_record(raw: dict[str, Any], stream_arn: str, region: str = "us-east-1
         "eventName": raw.get("eventName"),
         "eventVersion": raw.get("eventVersion", "1.1"),
         "eventSource": "aws:dynamodb",
-        "awsRegion": raw.get("awsRegion", region),
+        "awsRegion": region,
         "dynamodb": ddb,
         "eventSourceARN": stream_arn,
     }
@@ -188,6 +188,7 @@ class _Shard:
     last_sequence: str | None = None
     buffer: list[dict[str, Any]] = field(default_factory=list)
     buffered_since: float | None = None
+    closed: bool = False  # read to its end: a closed shard (its children carry on)
 
 
 @dataclass
@@ -238,6 +239,7 @@ class StreamPoller:
         self._clock = clock
         self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self._shards: dict[str, _Shard] = {}
+        self._shard_ended = False
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._resumed = threading.Event()
@@ -303,6 +305,7 @@ class StreamPoller:
 
     def _run(self) -> None:
         failures = 0
+        refreshed = time.monotonic()
         while not self._stop.is_set():
             self._resumed.wait()
             if self._stop.is_set():
@@ -310,6 +313,11 @@ class StreamPoller:
             try:
                 with self._lock:
                     if self._resumed.is_set():
+                        # Shards close and new ones open (DynamoDB rolls them over; so does
+                        # DynamoDB Local): look for new ones now and then, and when one ended.
+                        if time.monotonic() - refreshed > 2.0 or self._shard_ended:
+                            self._refresh_shards()
+                            refreshed, self._shard_ended = time.monotonic(), False
                         self._fetch()
                         self._deliver_ready(force=False)
                 failures = 0
@@ -324,7 +332,7 @@ class StreamPoller:
         """Read every shard until it has nothing new; filter into the shards' buffers."""
         read = 0
         for shard in self._shards.values():
-            while True:
+            while not shard.closed:
                 if shard.iterator is None:
                     shard.iterator = self._reopen(shard)
                 try:
@@ -335,6 +343,8 @@ class StreamPoller:
                         continue
                     raise
                 shard.iterator = answer.get("NextShardIterator")
+                if shard.iterator is None:
+                    shard.closed = self._shard_ended = True
                 records = answer.get("Records") or []
                 if not records:
                     break

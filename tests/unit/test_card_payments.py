@@ -1,4 +1,4 @@
-"""Card use cases (review, submit, 3-D Secure completion, storing) on a moto ledger and a fake Stripe."""
+"""Card use cases (review, submit, 3-D Secure completion, storing) on a DynamoDB Local ledger and a fake Stripe."""
 
 from __future__ import annotations
 

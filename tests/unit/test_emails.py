@@ -1,6 +1,6 @@
 """Confirmation emails: which change sends what, the rendered content, and the sent-once markers.
 
-Content tests render in-process; marker tests use the ``ledger`` fixture (moto, in-process) and
+Content tests render in-process; marker tests use the ``ledger`` fixture (DynamoDB Local) and
 an in-memory sender in place of SES.
 """
 

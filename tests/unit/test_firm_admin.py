@@ -1,4 +1,4 @@
-"""The firm API's use cases against DynamoDB (moto) through the real ledger: who may manage a firm,
+"""The firm API's use cases against DynamoDB (DynamoDB Local) through the real ledger: who may manage a firm,
 bills and trust requests, void, pay links — and the ledger's invariant after each change."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ledger's money rules, against DynamoDB (moto) through the real client: reserve, settle,
+"""The ledger's money rules, against DynamoDB (DynamoDB Local) through the real client: reserve, settle,
 release, idempotent retries, races, void, links — and the invariant after every step."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The "Remove it" link of a stored method in the client's confirmation email: the email context
-and content (in-process), and the link issued once per sent email (``ledger`` fixture, moto)."""
+and content (in-process), and the link issued once per sent email (``ledger`` fixture, DynamoDB Local)."""
 
 from __future__ import annotations
 
@@ -153,9 +153,9 @@ def _stored_card_payment(ledger: Ledger, store: bool = True) -> tuple[Billed, Pa
     return billed, settled, method
 
 
-def _removal_items(ledger: Ledger, moto_endpoint: str, method_id: str) -> list[dict[str, Any]]:
+def _removal_items(ledger: Ledger, dynamodb_endpoint: str, method_id: str) -> list[dict[str, Any]]:
     client = botocore.session.get_session().create_client(
-        "dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1"
+        "dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1"
     )
     answer = client.scan(  # type: ignore[attr-defined]
         TableName="ledger-under-test",
@@ -174,7 +174,7 @@ def _token(message: EmailMessage) -> str:
 
 
 def test_a_redelivered_record_issues_one_removal_link_for_the_one_email_sent(
-    ledger: Ledger, moto_endpoint: str
+    ledger: Ledger, dynamodb_endpoint: str
 ) -> None:
     # Given a settled card payment whose client stored the card
     billed, payment, method = _stored_card_payment(ledger)
@@ -188,7 +188,7 @@ def test_a_redelivered_record_issues_one_removal_link_for_the_one_email_sent(
     # Then the client got one email whose link is the one removal link stored (as a hash), for that card
     client_mail, firm_mail = outbox.sent
     token = _token(client_mail)
-    [item] = _removal_items(ledger, moto_endpoint, method.method_id)
+    [item] = _removal_items(ledger, dynamodb_endpoint, method.method_id)
     assert item["pk"]["S"] == f"REMOVE#{hash_token(token)}"
     assert token not in str(item)
     assert int(item["expires_at"]["N"]) == int((NOW + timedelta(days=400)).timestamp())
@@ -198,7 +198,7 @@ def test_a_redelivered_record_issues_one_removal_link_for_the_one_email_sent(
 
 
 def test_no_removal_link_when_the_card_was_not_stored_or_was_revoked_already(
-    ledger: Ledger, moto_endpoint: str
+    ledger: Ledger, dynamodb_endpoint: str
 ) -> None:
     _, unstored, _ = _stored_card_payment(ledger, store=False)
     _, revoked_payment, method = _stored_card_payment(ledger)
@@ -211,7 +211,7 @@ def test_no_removal_link_when_the_card_was_not_stored_or_was_revoked_already(
 
     assert len(outbox.sent) == 4
     assert all("/methods/remove/" not in "".join(_parts(m)) for m in outbox.sent)
-    assert _removal_items(ledger, moto_endpoint, method.method_id) == []
+    assert _removal_items(ledger, dynamodb_endpoint, method.method_id) == []
 
 
 def test_an_echeck_image_without_the_stored_method_finds_it_on_the_ledgers_payment(ledger: Ledger) -> None:

@@ -267,14 +267,13 @@ class LedgerMachine(RuleBasedStateMachine):
     """Reserve, settle, release, retry, void and refund one bill in any order; after every step
     the stored payable equals the model and ``check_invariant`` passes."""
 
-    dynamodb: Any  # a DynamoDB client on moto, set on the class by the test
+    dynamodb: Any  # a DynamoDB client on DynamoDB Local, set on the class by the test
     payments = Bundle("payments")
     refunds = Bundle("refunds")
 
     def __init__(self) -> None:
         super().__init__()
-        # A table of its own per run: moto copies a whole table for every transaction, so a
-        # small table keeps each step fast.
+        # A table of its own per run: nothing a previous sequence wrote can meet this one.
         self.table = f"ledger-machine-{new_id('t')}"
         self.dynamodb.create_table(TableName=self.table, **ledger_table_definition())
         self.ledger = Ledger(self.dynamodb, self.table)
@@ -396,11 +395,11 @@ class LedgerMachine(RuleBasedStateMachine):
         assert stored.open_for_payment == (not model.voided and model.balance > 0)
 
 
-def test_the_ledger_follows_the_model_through_any_sequence_of_payments_and_refunds(moto_endpoint: str) -> None:
+def test_the_ledger_follows_the_model_through_any_sequence_of_payments_and_refunds(dynamodb_endpoint: str) -> None:
     import botocore.session
 
     dynamodb = botocore.session.get_session().create_client(
-        "dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1"
+        "dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1"
     )
     machine = type("BoundLedgerMachine", (LedgerMachine,), {"dynamodb": dynamodb})
     run_state_machine_as_test(

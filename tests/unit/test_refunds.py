@@ -1,4 +1,4 @@
-"""Refund use cases and ledger transactions on moto, with the in-memory Stripe stand-in: write-ahead
+"""Refund use cases and ledger transactions on DynamoDB Local, with the in-memory Stripe stand-in: write-ahead
 holds, settle and release, outages repaired by a retry or the webhook, stale reads, the invariant."""
 
 from __future__ import annotations

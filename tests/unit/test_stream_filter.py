@@ -1,6 +1,6 @@
 """The local event source mapping: Lambda's filter rules, record shape and delivery semantics.
 
-Delivery is checked against an in-memory stream (no moto): batches, partial batch failures,
+Delivery is checked against an in-memory stream (no DynamoDB): batches, partial batch failures,
 bisect on function errors, retries, record age, and the on-failure record Lambda sends.
 """
 
@@ -92,10 +92,11 @@ def test_unsupported_rules_are_refused_rather_than_ignored() -> None:
         matches({"a": [{"wildcard-ish": "x"}]}, {"a": "x"})
 
 
-def test_records_get_the_fields_moto_leaves_out() -> None:
+def test_records_get_the_fields_lambda_adds() -> None:
     raw = {
         "eventID": "1",
         "eventName": "INSERT",
+        "awsRegion": "ddblocal",  # what DynamoDB Local says
         "dynamodb": {"ApproximateCreationDateTime": datetime(2026, 1, 1, tzinfo=UTC)},
     }
     shaped = lambda_record(raw, STREAM_ARN)

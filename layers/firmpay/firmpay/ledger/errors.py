@@ -39,5 +39,9 @@ def dynamodb_errors() -> Iterator[None]:
         raise ServiceUnavailable() from error
 
 
+class TransactionRefused(RuntimeError):
+    """DynamoDB refused a transaction as invalid (``ValidationError`` and the like): a bug, not a busy table."""
+
+
 class IdempotencyKeyTaken(Exception):
     """A firm's idempotency key already made a payment (for another request than this one)."""

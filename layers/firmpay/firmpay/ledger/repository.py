@@ -31,7 +31,7 @@ from firmpay.errors import (
 )
 from firmpay.ledger import keys
 from firmpay.ledger.codec import from_attr, from_item, to_attr, to_item
-from firmpay.ledger.errors import IdempotencyKeyTaken, InvariantViolation, dynamodb_errors
+from firmpay.ledger.errors import IdempotencyKeyTaken, InvariantViolation, TransactionRefused, dynamodb_errors
 from firmpay.models.ledger import (
     RESERVED_STATUSES,
     BankConnection,
@@ -98,6 +98,14 @@ class PayableHistory:
 
 
 _RESERVED = [s.value for s in RESERVED_STATUSES]
+_CONDITION_FAILED = "ConditionalCheckFailed"
+# Cancellation reasons that a retry cannot cure (TransactWriteItems API reference).
+_INVALID_TRANSACTION = frozenset({"ValidationError", "ItemCollectionSizeLimitExceeded"})
+# Six tries, full-jitter exponential backoff (at most 0.78 s of waiting in all): well inside a
+# Lambda's timeout, long enough to get past a conflict or a brief throttle.
+_TRANSACT_ATTEMPTS = 6
+_BACKOFF_BASE = 0.025
+_BACKOFF_CAP = 0.4
 
 
 def _iso(moment: datetime) -> str:
@@ -135,12 +143,17 @@ class Ledger:
     def _transact(self, items: list[dict[str, Any]]) -> list[str | None]:
         """Run a transaction; on a failed condition return each item's cancellation code.
 
-        A ``TransactionConflict`` (another transaction on the same item at the same moment) is
-        retried with jitter: it says nothing about the conditions, only that we collided.
+        A cancellation for any other reason says nothing about the conditions: another
+        transaction held an item (``TransactionConflict``) or DynamoDB throttled it
+        (``ThrottlingError``, ``ProvisionedThroughputExceeded``). DynamoDB wrote nothing, so it
+        is sent again with exponential backoff and jitter; if it never goes through,
+        ``ServiceUnavailable`` (503 with Retry-After: the client tries again, nothing changed).
+        A request DynamoDB finds invalid (``ValidationError``, ``ItemCollectionSizeLimitExceeded``)
+        would fail the same way every time: ``TransactionRefused``, never retried.
         """
         from botocore.exceptions import ClientError
 
-        for attempt in range(6):
+        for attempt in range(_TRANSACT_ATTEMPTS):
             try:
                 with dynamodb_errors():
                     self._db.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
@@ -148,13 +161,19 @@ class Ledger:
                 if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
                 reasons = error.response.get("CancellationReasons") or []
-                codes = [r.get("Code") for r in reasons]
-                if "TransactionConflict" in codes and attempt < 5:
-                    time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
-                    continue
-                if "TransactionConflict" in codes:
-                    raise ServiceUnavailable() from error
-                return [None if c in (None, "None") else c for c in codes] or ["Unknown"]
+                codes = [None if r.get("Code") in (None, "None") else r.get("Code") for r in reasons]
+                others = {c for c in codes if c not in (None, _CONDITION_FAILED)}
+                if not others:
+                    return codes or ["Unknown"]
+                if others & _INVALID_TRANSACTION:
+                    raise TransactionRefused(f"DynamoDB refused the transaction: {codes}") from error
+                if attempt + 1 == _TRANSACT_ATTEMPTS:
+                    raise ServiceUnavailable(
+                        "We could not record this just now; please try again in a moment "
+                        "(a retry never charges or refunds twice)."
+                    ) from error
+                time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))
+                continue
             return []
         return []
 
