@@ -67,10 +67,16 @@ class StripeSide:
         return side
 
     def intent(self, intent_id: str) -> Any:
+        """The intent with its latest charge and balance transaction; None when Stripe has no such intent."""
         if intent_id not in self.intents:
-            self.intents[intent_id] = self.client.v1.payment_intents.retrieve(
-                intent_id, params={"expand": ["latest_charge.balance_transaction"]}
-            )
+            try:
+                self.intents[intent_id] = self.client.v1.payment_intents.retrieve(
+                    intent_id, params={"expand": ["latest_charge.balance_transaction"]}
+                )
+            except stripe.InvalidRequestError as error:
+                if error.http_status != 404:
+                    raise
+                self.intents[intent_id] = None
         return self.intents[intent_id]
 
     def charges(self, intent: Any) -> list[Any]:
@@ -96,6 +102,8 @@ def payment_problems(side: StripeSide, payment: Payment, refunds: list[Refund]) 
             return [f"{name}: succeeded in the ledger with no intent at Stripe"]
         return []
     intent = side.intent(payment.processor_intent_id)
+    if intent is None:
+        return [f"{name}: Stripe has no intent {payment.processor_intent_id}"]
     problems: list[str] = []
     if intent.amount != payment.amount_minor or str(intent.currency).upper() != payment.currency:
         problems.append(f"{name}: Stripe's intent is {intent.amount} {intent.currency}")
@@ -194,7 +202,8 @@ def _unknown_charges(side: StripeSide, payable_id: str, known_intents: set[str |
     for intent_id, charges in side.charges_by_intent.items():
         if intent_id in known_intents or not any(c.status == "succeeded" for c in charges):
             continue
-        metadata = side.intent(intent_id).to_dict().get("metadata") or {}
+        intent = side.intent(intent_id)
+        metadata = (intent.to_dict().get("metadata") or {}) if intent is not None else {}
         if metadata.get("payable_id") == payable_id:
             problems.append(f"payable {payable_id}: Stripe charged intent {intent_id}, which the ledger does not know")
     return problems
