@@ -253,8 +253,9 @@ def touched_payables() -> Iterator[set[str]]:
 
         @functools.wraps(real)
         def wrapper(self: Ledger, first: Any, *args: Any, **kwargs: Any) -> Any:
-            touched.add(payable_of(first))
-            return real(self, first, *args, **kwargs)
+            answer = real(self, first, *args, **kwargs)
+            touched.add(payable_of(first))  # once it worked: a refused payable was never created
+            return answer
 
         return wrapper
 
