@@ -60,11 +60,13 @@ def settled_card_payment(stack: LocalStack, billed: Billed, amount: int) -> Paym
 def dlq_bodies(stack: LocalStack) -> list[tuple[dict[str, Any], str]]:
     sqs = stack.client("sqs")
     found = []
+    deadline = time.monotonic() + 30
     while True:
         answer = sqs.receive_message(QueueUrl=stack.env["EMAIL_DLQ_URL"], MaxNumberOfMessages=10, WaitTimeSeconds=1)
         messages = answer.get("Messages") or []
         if not messages:
             break
+        assert time.monotonic() < deadline, f"the dead-letter queue still gave messages after 30s ({len(found)} read)"
         found += [(json.loads(m["Body"]), m["ReceiptHandle"]) for m in messages]
     for _, handle in found:  # visible again for whoever looks next
         sqs.change_message_visibility(QueueUrl=stack.env["EMAIL_DLQ_URL"], ReceiptHandle=handle, VisibilityTimeout=0)
