@@ -3,6 +3,8 @@ scheduled run with a test clock (``now`` is a parameter: no sleeping), through a
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -10,11 +12,12 @@ import pytest
 import requests
 
 from firmpay.gateways.stripe_gateway import StripeGateway
-from firmpay.payments.plans import PlanRunReport, due_at, run_due_installments
+from firmpay.payments.plans import PlanRunReport, due_at, reopen_after_return, run_due_installments
 from local.stack import LocalStack
 from tests.integration.conftest import FirmClient, table_snapshot
 from tests.support.autopay_stack import Autopay, autopay_for, charged, decline_next
 from tests.support.card_stack import CARD_3DS, CARD_OK, quiet_table
+from tests.support.echeck_stack import EcheckLink, open_echeck_link, stripe_test_control
 
 TODAY = datetime.now(UTC).date()
 
@@ -208,6 +211,70 @@ def test_the_scheduled_event_runs_due_installments(stack: LocalStack) -> None:
 # Each bad plan and the answer it gets: the request model refuses what is malformed (422
 # invalid_request, firmpay.errors), the use case what the ledger contradicts.
 INVALID = (422, "invalid_request")
+
+
+def test_a_plan_on_a_stored_bank_account_reopens_when_a_counted_debit_is_returned(stack: LocalStack) -> None:
+    # Given a client who paid 100.00 by eCheck, stored the account, and owes 800.00 in 2 installments
+    link = open_echeck_link(stack, amounts=(90_000,))
+    first = link.pay_echeck(amount=10_000, store=True)
+    settle(stack, link, first["payment_id"])
+    [method] = link.ledger.list_methods(link.billed.firm.firm_id, link.billed.client.client_id)
+    plan = Plan(Autopay(stack, link, method), installments=2, frequency="monthly", start_on=TODAY.isoformat())
+    assert plan.created["installment"] == {"amount_minor": 40_000, "currency": "USD"}
+
+    # When installment 1 is debited and settles, and installment 2 is debited (processing)
+    run(plan.due(1))
+    settle(stack, link, plan.state()["last_payment_id"])
+    run(plan.due(2))
+    second = plan.state()
+    assert (second["status"], second["charged"]["amount_minor"]) == ("completed", 80_000)  # processing counts
+    assert link.invariant().pending_minor == 40_000
+
+    # And the bank returns installment 2 (R01) after the plan counted it
+    returned = stripe_test_control(stack, link.intent_of(second["last_payment_id"]), "return", "R01")
+    assert returned.status_code == 200, returned.text
+    returned_payment = link.wait_for_status(second["last_payment_id"], "failed")
+
+    # Then the plan is active again, says why, and no longer counts the returned 400.00
+    reopened = wait_for_plan(plan, lambda p: p["status"] == "active")
+    assert (reopened["status_reason"], reopened["last_failure_code"]) == ("debit_returned", "R01")
+    assert reopened["charged"]["amount_minor"] == 40_000
+    assert reopen_after_return(link.ledger, returned_payment, datetime.now(UTC)) is None  # the sweep again: once
+    assert plan.state()["charged"]["amount_minor"] == 40_000
+    assert link.invariant().balance_minor == 40_000
+    retry_at = datetime.fromisoformat(reopened["next_due_at"].replace("Z", "+00:00"))
+    assert timedelta(hours=23) < retry_at - datetime.now(UTC) <= timedelta(days=1)
+
+    # And a day later it debits the 400.00 again; once that settles the bill is paid and the plan done
+    run(retry_at)
+    again = plan.state()
+    assert again["last_payment_id"] != second["last_payment_id"]
+    assert (again["status"], again["charged"]["amount_minor"]) == ("completed", 80_000)
+    settle(stack, link, again["last_payment_id"])
+    payable = link.invariant()
+    assert (payable.paid_minor, payable.balance_minor, payable.status.value) == (90_000, 0, "paid")
+    run(retry_at + timedelta(days=40))
+    assert plan.state()["status"] == "completed"
+
+
+def settle(stack: LocalStack, link: EcheckLink, payment_id: str) -> None:
+    """The bank clears the debit (the emulator's control; Stripe's webhook settles the ledger)."""
+    assert stripe_test_control(stack, link.intent_of(payment_id), "settle").status_code == 200
+    link.wait_for_status(payment_id, "succeeded", timeout=15)
+
+
+def wait_for_plan(plan: Plan, done: Callable[[dict[str, Any]], bool], timeout: float = 10) -> dict[str, Any]:
+    """The plan's state once ``done`` holds (the webhook updates it right after the payment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = plan.state()
+        if done(state):
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"plan {plan.plan_id} did not reach the expected state in {timeout:.0f}s: {state}")
+        time.sleep(0.2)
+
+
 BAD_PLANS: dict[str, tuple[dict[str, Any], tuple[int, str]]] = {
     "both amount and count": ({"installments": 3, "installment_minor": 10_000}, INVALID),
     "neither amount nor count": ({}, INVALID),
