@@ -181,7 +181,7 @@ def set_webhook_delivery(stack: LocalStack, enabled: bool) -> None:
     ).raise_for_status()
 
 
-def quiet_table(stack: LocalStack, settle: float = 1.5, timeout: float = 20) -> list[dict[str, Any]]:
+def quiet_table(stack: LocalStack, settle: float = 1.5, timeout: float = 60) -> list[dict[str, Any]]:
     """The table once webhooks of earlier tests (sent ~1 s after each event) have landed: unchanged
     for ``settle`` seconds, within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
