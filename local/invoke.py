@@ -6,8 +6,9 @@ handler in-process with a Lambda context, print the answer as JSON. The handler 
 started for this command on free ports (with the demo data seeded) and stopped afterwards.
 
 ``--all`` runs every ``events/*.json`` through its function (the file name starts with the
-function's name) and exits non-zero on an exception, a 5xx answer or a stream batch reporting
-failed records; the test script uses it.
+function's name) and exits non-zero unless each answers exactly what ``events/expected.json``
+says (an HTTP status, or "ok" for a schedule or stream batch with no failed records); the webhook
+event is signed at run time with the stack's webhook secret. The test script uses it.
 """
 
 from __future__ import annotations
@@ -75,27 +76,88 @@ def _status(answer: Any) -> int | None:
     return None
 
 
-def run_all(invoke: Invoker, functions: list[str], events: list[Path]) -> int:
-    """Every event through its function; the number of failures (exception or 5xx)."""
+EXPECTED = ROOT / "events" / "expected.json"
+# An answer without a statusCode (a schedule, a stream batch): no exception, no failed records.
+NO_STATUS = "ok"
+
+
+def expected_answers(manifest: Path = EXPECTED) -> dict[str, int | str]:
+    """What each event file must answer (``events/expected.json``: file name -> status or "ok")."""
+    listed: dict[str, int | str] = json.loads(manifest.read_text(encoding="utf-8"))
+    return {name: answer for name, answer in listed.items() if not name.startswith("_")}
+
+
+def event_files() -> list[Path]:
+    """The sample events (every ``events/*.json`` but the manifest)."""
+    return sorted(p for p in (ROOT / "events").glob("*.json") if p != EXPECTED)
+
+
+def signed_webhook(event: dict[str, Any], secret: str, now: int | None = None) -> dict[str, Any]:
+    """The webhook event with a ``Stripe-Signature`` made now with ``secret``, as Stripe signs it, so
+    it reaches the handler's logic instead of its signature check (a sample file cannot hold a
+    signature that is still within the 300 s tolerance)."""
+    import stripe
+
+    header = stripe.WebhookSignature.generate_signature_header(
+        event.get("body") or "", secret, int(time.time()) if now is None else now
+    )
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "stripe-signature"}
+    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "stripe-signature"}
+    return {
+        **event,
+        "headers": {**headers, "Stripe-Signature": header},
+        "multiValueHeaders": {**multi, "Stripe-Signature": [header]},
+    }
+
+
+def _outcome(answer: Any) -> int | str:
+    status = _status(answer)
+    if status is not None:
+        return status
+    return "failed records" if isinstance(answer, dict) and answer.get("batchItemFailures") else NO_STATUS
+
+
+def run_all(
+    invoke: Invoker,
+    functions: list[str],
+    events: list[Path],
+    expected: dict[str, int | str] | None = None,
+    webhook_secret: str | None = None,
+) -> int:
+    """Every event through its function; the number of failures: an exception, an event without an
+    expected answer, or any answer other than the expected one. Webhook events are signed at run
+    time with ``webhook_secret`` (the stack's)."""
+    from local.stack import WEBHOOK_SECRET
+
+    expected = expected_answers() if expected is None else expected
+    secret = webhook_secret or WEBHOOK_SECRET
     failures = 0
+    unlisted = sorted(set(expected) - {e.name for e in events})
+    for name in unlisted:
+        print(f"FAIL {name}: in events/expected.json but not in events/", flush=True)
     for event_file in events:
         function = function_for(event_file, functions)
+        if event_file.name not in expected:
+            print(f"FAIL {event_file.name} -> {function}: no expected answer in events/expected.json", flush=True)
+            failures += 1
+            continue
+        event = json.loads(event_file.read_text(encoding="utf-8"))
+        if function == "stripe_webhook":
+            event = signed_webhook(event, secret)
         started = time.perf_counter()
         try:
-            answer = invoke(function, json.loads(event_file.read_text(encoding="utf-8")))
+            answer = invoke(function, event)
         except Exception as error:
             print(f"FAIL {event_file.name} -> {function}: {type(error).__name__}: {error}", flush=True)
             failures += 1
             continue
         ms = (time.perf_counter() - started) * 1000
-        status = _status(answer)
-        if status == 501 and "not_implemented" in str(answer.get("body")):
-            print(f"skip {event_file.name} -> {function}: not implemented yet", flush=True)
-            continue
-        ok = (status is None or status < 500) and not (isinstance(answer, dict) and answer.get("batchItemFailures"))
+        got, want = _outcome(answer), expected[event_file.name]
+        ok = got == want
         failures += not ok
-        shown = status if status is not None else "ok"
+        shown = f"{got}" if ok else f"{got}, expected {want}: {str(answer)[:300]}"
         print(f"{'ok  ' if ok else 'FAIL'} {event_file.name} -> {function}: {shown} ({ms:.0f} ms)", flush=True)
+    failures += len(unlisted)
     print(f"{len(events) - failures} passed, {failures} failed", flush=True)
     return failures
 
@@ -123,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     with local_stack(template, seed=not args.no_seed) as (invoke, where):
         print(f"using {where}", file=sys.stderr, flush=True)
         if args.all:
-            events = sorted((ROOT / "events").glob("*.json"))
+            events = event_files()
             return 1 if run_all(invoke, functions, events) else 0
         answer = invoke(name, event)
         print(json.dumps(answer, indent=2, default=str))

@@ -157,15 +157,25 @@ def test_edit_returns_to_the_form_with_its_values(page: Any, link: dict[str, str
     assert section.get_by_role("button", name="Review payment").is_visible()
 
 
-def test_amounts_are_checked_before_anything_is_sent(page: Any, link: dict[str, str]) -> None:
+def test_amounts_are_checked_before_anything_is_sent(page: Any, link: dict[str, str], stack: Any) -> None:
     page.goto(link["us_bill"])
+    page.wait_for_load_state("networkidle")
     section = card_section(page)
+    enter_card(page, "4242424242424242")
+    enter_billing(page)
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(f"{request.method} {request.url}"))
+
     section.get_by_label("Payment amount (USD)").fill("5000")
     section.get_by_role("button", name="Review payment").click()
     assert "more than the balance due" in section.locator("#card-amount-error").inner_text()
     section.get_by_label("Payment amount (USD)").fill("0.10")
     section.get_by_role("button", name="Review payment").click()
     assert "minimum payment" in section.locator("#card-amount-error").inner_text()
+
+    # Nothing went to FirmPay or to Stripe: no card made, no review asked for
+    page.wait_for_timeout(300)  # a request the click started would have been issued by now
+    assert [s for s in sent if s.startswith("POST")] == [], sent
 
 
 def test_double_clicking_submit_charges_once(page: Any, link: dict[str, str], stack: Any) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 
+from firmpay.payments.links import issue_pay_link
 from tests.e2e.conftest import axe_violations, screenshot
+from tests.support.factories import create_billed
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +55,47 @@ def test_the_page_loads_without_csp_violations(page: Any, seeded: dict[str, str]
     assert blocked == []
 
 
-def test_an_expired_link_offers_a_new_one(page: Any, stack: Any) -> None:
+def test_an_unknown_link_says_it_was_not_found(page: Any, stack: Any) -> None:
     page.goto(f"{stack.urls['gateway']}/pay/{'Z' * 43}")
     assert page.get_by_role("heading", level=1).inner_text() == "Payment link not found"
+    assert page.get_by_role("button", name="Email me a new link").count() == 0
+
+
+def test_an_expired_link_offers_a_new_one(page: Any, stack: Any) -> None:
+    # Given a bill whose only link was issued 91 days ago for 90 days
+    billed = create_billed(stack.ledger)
+    gateway = stack.urls["gateway"]
+    issued = datetime.now(UTC) - timedelta(days=91)
+    expired_url, _ = issue_pay_link(stack.ledger, billed.payable, gateway, issued, days=90)
+    number = billed.payable.number
+    page.goto(expired_url)
+    assert page.get_by_role("heading", level=1).inner_text() == "This payment link has expired"
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(f"{request.method} {request.url}"))
+
+    # When the client asks for a new one
+    page.get_by_role("button", name="Email me a new link").click()
+
+    # Then the page says it is on its way, and the client's address got a working link
+    page.get_by_role("status").filter(has_text="new").wait_for()
+    assert any(s.startswith("POST ") and s.endswith("/new-link") for s in sent), sent
+    mail = wait_for_mail(stack, number, "jordan@example.com")
+    (fresh,) = [u for u in mail["links"] if "/pay/" in u]
+    assert fresh != expired_url
+    assert requests.get(fresh.replace("/pay/", "/api/pay/"), timeout=10).status_code == 200
+    assert requests.get(expired_url.replace("/pay/", "/api/pay/"), timeout=10).status_code != 200
+
+
+def wait_for_mail(stack: Any, number: str, to: str, timeout: float = 10) -> dict[str, Any]:
+    """The first outbox message about payable ``number`` to ``to``, waiting up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for meta in stack.outbox.list_messages():
+            if number in meta["subject"] and to in str(meta.get("to")):
+                return stack.outbox.read(meta["id"])  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no email about {number} to {to} within {timeout:.0f}s")
+        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("which", ["us_bill", "ca_trust"])

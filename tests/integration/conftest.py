@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -74,6 +75,41 @@ def _logs_hold_no_secrets() -> Iterator[None]:
     leaks = find_leaks(logs.text, issued)
     if leaks:
         pytest.fail(f"{len(leaks)} secrets in the logs of the integration tests: {leaks[:20]}", pytrace=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "unreconciled(reason): the scenario ends, on purpose, with the ledger and Stripe apart"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(autouse=True)
+def _money_reconciled(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every scenario on the local stack: each payment of every payable it touched agrees with
+    Stripe (tests/support/reconcile.py), once the webhooks still in flight have landed."""
+    marker = request.node.get_closest_marker("unreconciled")
+    if "stack" not in request.fixturenames or marker is not None:
+        yield
+        return
+    from tests.support.reconcile import assert_reconciled, touched_payables
+
+    stack = request.getfixturevalue("stack")
+    started = time.time()
+    with touched_payables() as touched:
+        yield
+    if not request.node.stash.get(_CALL_FAILED, True):
+        assert_reconciled(stack, touched, started, settle_within=5)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -36,6 +36,7 @@ from tests.support.card_stack import (
     signed_event,
 )
 from tests.support.echeck_stack import open_echeck_link, stripe_test_control
+from tests.support.reconcile import assert_reconciled
 
 pytestmark = pytest.mark.integration
 
@@ -135,12 +136,21 @@ def test_killed_after_the_reserve(stack: LocalStack, fault: str, recovery: str) 
         assert_emailed_once(stack, link)
     else:  # the client walked away: the sweep cancels the intent and frees the balance
         if fault == "stripe_timeout":
-            # The held-back confirms reached Stripe after all: the sweep finds them succeeded.
+            # The held-back confirms may reach Stripe before the sweep (it finds the intent
+            # succeeded) or after it (the intent is canceled and refuses them): either way the
+            # ledger says what Stripe did, and Stripe charged at most once.
             sweep(stack, minutes_later=16)
-            assert link.ledger.get_payment(link.payable_id, payment.payment_id).status.value in (
-                "succeeded",
-                "canceled",
-            )
+            status = link.ledger.get_payment(link.payable_id, payment.payment_id).status.value
+            charges = link.charges()
+            assert len(charges) <= 1
+            assert (status == "succeeded") == (len(charges) == 1), (status, charges)
+            if status == "succeeded":
+                assert_paid_once(link)
+            else:
+                assert status == "canceled"
+                assert link.intents()[0].status == "canceled"
+                assert link.invariant().balance_minor == 150_050
+            assert_reconciled(stack, [link.payable_id])
         else:
             sweep(stack, minutes_later=16)
             assert link.ledger.get_payment(link.payable_id, payment.payment_id).status.value == "canceled"

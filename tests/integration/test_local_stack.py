@@ -533,16 +533,17 @@ def test_a_busy_port_is_named_in_a_clear_error() -> None:
 
 
 def test_every_sample_event_runs_through_its_function(stack: LocalStack) -> None:
-    from datetime import date
+    from datetime import UTC, date, datetime
 
-    from local.invoke import run_all
-    from local.seed import seed_event_fixtures
+    from local.invoke import event_files, run_all
+    from local.seed import seed_event_fixtures, seed_event_method
 
-    events = sorted((ROOT / "events").glob("*.json"))
-    if not events:
-        pytest.skip("no events yet")
+    events = event_files()
+    assert events, "events/ holds the sample events"
     assert stack.template is not None
-    seed_event_fixtures(stack.ledger, date.today())  # the firm, client and bill the events name, as `make invoke` has
+    # the firm, client, bill and stored card the events name, as `make invoke` has them
+    seed_event_fixtures(stack.ledger, date.today())
+    seed_event_method(stack.ledger, stack.urls["stripe"], datetime.now(UTC))
     assert run_all(stack.invoke, sorted(stack.template.specs), events) == 0
 
 

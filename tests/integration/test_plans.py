@@ -3,6 +3,8 @@ scheduled run with a test clock (``now`` is a parameter: no sleeping), through a
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -10,12 +12,13 @@ import pytest
 import requests
 
 from firmpay.gateways.stripe_gateway import StripeGateway
-from firmpay.payments.plans import PlanRunReport, due_at, run_due_installments
+from firmpay.payments.plans import PlanRunReport, due_at, reopen_after_return, run_due_installments
 from local.iam import acting_as
 from local.stack import LocalStack
 from tests.integration.conftest import FirmClient, table_snapshot
 from tests.support.autopay_stack import Autopay, autopay_for, charged, decline_next
 from tests.support.card_stack import CARD_3DS, CARD_OK, quiet_table
+from tests.support.echeck_stack import EcheckLink, open_echeck_link, stripe_test_control
 
 TODAY = datetime.now(UTC).date()
 
@@ -192,21 +195,99 @@ def test_a_paused_plan_charges_nothing_until_resumed_and_a_canceled_one_never(st
 
 
 def test_the_scheduled_event_runs_due_installments(stack: LocalStack) -> None:
+    # Given a plan whose first installment fell due a minute ago (the handler reads the real clock)
+    plan = monthly_plan(stack)
+    ledger = plan.autopay.link.ledger
+    stored = ledger.get_plan(plan.autopay.link.payable_id, plan.plan_id)
+    assert ledger.update_plan(stored, next_due_at=datetime.now(UTC) - timedelta(minutes=1)) is not None
+
     answer = stack.invoke("autopay_charge", {"action": "run_due_installments"})
 
-    assert isinstance(answer["due"], int)
+    assert answer["due"] >= 1, answer
+    assert answer.get("charged", 0) >= 1, answer
+    assert plan.charges() == [33_333]
+    assert plan.state()["next_installment"] == 2
+    assert plan.autopay.link.invariant().balance_minor == 66_667
 
 
-BAD_PLANS = {
-    "both amount and count": {"installments": 3, "installment_minor": 10_000},
-    "neither amount nor count": {},
-    "unknown frequency": {"installments": 3, "frequency": "daily"},
-    "fractional amount": {"installment_minor": 100.5},
-    "too many installments": {"installments": 500},
-    "start in the past": {"installments": 3, "start_on": (TODAY - timedelta(days=1)).isoformat()},
-    "start not a date": {"installments": 3, "start_on": "next week"},
-    "unknown method": {"installments": 3, "method_id": "mth_unknown"},
-    "installment over the balance": {"installment_minor": 100_001},
+# Each bad plan and the answer it gets: the request model refuses what is malformed (422
+# invalid_request, firmpay.errors), the use case what the ledger contradicts.
+INVALID = (422, "invalid_request")
+
+
+def test_a_plan_on_a_stored_bank_account_reopens_when_a_counted_debit_is_returned(stack: LocalStack) -> None:
+    # Given a client who paid 100.00 by eCheck, stored the account, and owes 800.00 in 2 installments
+    link = open_echeck_link(stack, amounts=(90_000,))
+    first = link.pay_echeck(amount=10_000, store=True)
+    settle(stack, link, first["payment_id"])
+    [method] = link.ledger.list_methods(link.billed.firm.firm_id, link.billed.client.client_id)
+    plan = Plan(Autopay(stack, link, method), installments=2, frequency="monthly", start_on=TODAY.isoformat())
+    assert plan.created["installment"] == {"amount_minor": 40_000, "currency": "USD"}
+
+    # When installment 1 is debited and settles, and installment 2 is debited (processing)
+    run(plan.due(1))
+    settle(stack, link, plan.state()["last_payment_id"])
+    run(plan.due(2))
+    second = plan.state()
+    assert (second["status"], second["charged"]["amount_minor"]) == ("completed", 80_000)  # processing counts
+    assert link.invariant().pending_minor == 40_000
+
+    # And the bank returns installment 2 (R01) after the plan counted it
+    returned = stripe_test_control(stack, link.intent_of(second["last_payment_id"]), "return", "R01")
+    assert returned.status_code == 200, returned.text
+    returned_payment = link.wait_for_status(second["last_payment_id"], "failed")
+
+    # Then the plan is active again, says why, and no longer counts the returned 400.00
+    reopened = wait_for_plan(plan, lambda p: p["status"] == "active")
+    assert (reopened["status_reason"], reopened["last_failure_code"]) == ("debit_returned", "R01")
+    assert reopened["charged"]["amount_minor"] == 40_000
+    assert reopen_after_return(link.ledger, returned_payment, datetime.now(UTC)) is None  # the sweep again: once
+    assert plan.state()["charged"]["amount_minor"] == 40_000
+    assert link.invariant().balance_minor == 40_000
+    retry_at = datetime.fromisoformat(reopened["next_due_at"].replace("Z", "+00:00"))
+    assert timedelta(hours=23) < retry_at - datetime.now(UTC) <= timedelta(days=1)
+
+    # And a day later it debits the 400.00 again; once that settles the bill is paid and the plan done
+    run(retry_at)
+    again = plan.state()
+    assert again["last_payment_id"] != second["last_payment_id"]
+    assert (again["status"], again["charged"]["amount_minor"]) == ("completed", 80_000)
+    settle(stack, link, again["last_payment_id"])
+    payable = link.invariant()
+    assert (payable.paid_minor, payable.balance_minor, payable.status.value) == (90_000, 0, "paid")
+    run(retry_at + timedelta(days=40))
+    assert plan.state()["status"] == "completed"
+
+
+def settle(stack: LocalStack, link: EcheckLink, payment_id: str) -> None:
+    """The bank clears the debit (the emulator's control; Stripe's webhook settles the ledger)."""
+    assert stripe_test_control(stack, link.intent_of(payment_id), "settle").status_code == 200
+    link.wait_for_status(payment_id, "succeeded", timeout=15)
+
+
+def wait_for_plan(plan: Plan, done: Callable[[dict[str, Any]], bool], timeout: float = 10) -> dict[str, Any]:
+    """The plan's state once ``done`` holds (the webhook updates it right after the payment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = plan.state()
+        if done(state):
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"plan {plan.plan_id} did not reach the expected state in {timeout:.0f}s: {state}")
+        time.sleep(0.2)
+
+
+BAD_PLANS: dict[str, tuple[dict[str, Any], tuple[int, str]]] = {
+    "both amount and count": ({"installments": 3, "installment_minor": 10_000}, INVALID),
+    "neither amount nor count": ({}, INVALID),
+    "unknown frequency": ({"installments": 3, "frequency": "daily"}, INVALID),
+    "fractional amount": ({"installment_minor": 100.5}, INVALID),
+    "too many installments": ({"installments": 500}, INVALID),
+    "start in the past": ({"installments": 3, "start_on": (TODAY - timedelta(days=1)).isoformat()}, INVALID),
+    "start not a date": ({"installments": 3, "start_on": "next week"}, INVALID),
+    "unknown method": ({"installments": 3, "method_id": "mth_unknown"}, (404, "not_found")),
+    "installment over the balance": ({"installment_minor": 100_001}, (422, "amount_over_balance")),
+    "installment below the minimum": ({"installment_minor": 49}, (422, "amount_below_minimum")),
 }
 
 
@@ -215,15 +296,15 @@ def test_a_bad_plan_is_refused_and_changes_nothing(stack: LocalStack, case: str)
     autopay = autopay_for(stack, amounts=(100_000,))
     billed = autopay.link.billed
     body = {"method_id": autopay.method.method_id, "frequency": "monthly", "start_on": TODAY.isoformat()}
-    body = {**body, **BAD_PLANS[case]}
+    change, expected = BAD_PLANS[case]
+    body = {**body, **change}
     before = quiet_table(stack)
 
     answer = FirmClient(stack.urls["gateway"]).call(
         "POST", f"/firm/firms/{billed.firm.firm_id}/payables/{billed.payable.payable_id}/plans", body
     )
 
-    assert 400 <= answer.status_code < 500, answer.text
-    assert answer.json()["code"] in {"invalid_request", "not_found", "amount_over_balance"}
+    assert (answer.status_code, answer.json()["code"]) == expected, answer.text
     assert table_snapshot(stack) == before
 
 

@@ -477,8 +477,12 @@ def events_for(receiver: WebhookReceiver, intent_ids: set[str], count: int) -> l
             stripe.Webhook.construct_event(body, signature, WEBHOOK_SECRET) for body, signature in receiver.received
         ]
         mine = [e for e in events if e.data.object["id"] in intent_ids]
-        if len(mine) >= count or time.monotonic() > deadline:
+        if len(mine) >= count:
             return mine
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"waited 10s for {count} webhook events about {intent_ids}; got {[e.type for e in mine]}"
+            )
         time.sleep(0.1)
 
 

@@ -176,3 +176,7 @@ def test_forged_or_stale_signatures_get_400_and_change_nothing(
     )
     assert table_snapshot(stack) == before
     assert link.invariant().pending_minor == 150_050
+    # and the genuine event, signed with our secret, is the one that settles it
+    genuine = post_webhook(stack, payload, signature)
+    assert (genuine.status_code, genuine.json()["outcome"]) == (200, "succeeded")
+    assert link.invariant().paid_minor == 150_050

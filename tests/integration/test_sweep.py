@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from firmpay.gateways.stripe_gateway import StripeGateway
+from firmpay.ledger import keys
 from firmpay.payments.sweep import sweep_pending
 from local.iam import acting_as
 from local.stack import LocalStack
@@ -60,7 +61,32 @@ def test_the_sweep_cancels_an_abandoned_challenge_and_frees_the_balance(stack: L
     assert link.charges() == []
 
 
-def test_the_scheduled_handler_runs_against_the_stack(stack: LocalStack) -> None:
+def age_payment(stack: LocalStack, payable_id: str, payment_id: str, minutes: int) -> None:
+    """Make a reserved payment look ``minutes`` old to the sweep (its created time and the pending
+    index sort key built from it), as the scheduled handler reads the clock itself."""
+    created = (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat(timespec="microseconds")
+    stack.client("dynamodb").update_item(
+        TableName=stack.env["LEDGER_TABLE"],
+        Key=keys.payment(payable_id, payment_id),
+        UpdateExpression="SET created_at = :created, gsi1sk = :sort",
+        ExpressionAttributeValues={
+            ":created": {"S": created},
+            ":sort": {"S": f"{created}#{payable_id}#{payment_id}"},
+        },
+    )
+
+
+def test_the_scheduled_handler_repairs_a_crash_after_the_charge(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = open_link(stack)
+    payment_id = crash_after_confirm(stack, link, monkeypatch)
+    age_payment(stack, link.payable_id, payment_id, minutes=4)
+
     answer = stack.invoke("payment_sweep", {"action": "sweep_pending_payments"})
 
-    assert answer["examined"] >= 0
+    assert answer["examined"] >= 1, answer
+    assert answer.get("succeeded", 0) >= 1, answer
+    assert link.ledger.get_payment(link.payable_id, payment_id).status.value == "succeeded"
+    assert link.invariant().paid_minor == 150_050
+    assert len(link.charges()) == 1

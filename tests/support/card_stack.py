@@ -181,12 +181,22 @@ def set_webhook_delivery(stack: LocalStack, enabled: bool) -> None:
     ).raise_for_status()
 
 
-def quiet_table(stack: LocalStack, settle: float = 1.5) -> list[dict[str, Any]]:
-    """The table once webhooks of earlier tests (sent ~1 s after each event) have landed."""
+def quiet_table(stack: LocalStack, settle: float = 1.5, timeout: float = 60) -> list[dict[str, Any]]:
+    """The table once webhooks of earlier tests (sent ~1 s after each event) have landed: unchanged
+    for ``settle`` seconds, within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
     before = table_snapshot(stack)
     while True:
         time.sleep(settle)
         after = table_snapshot(stack)
         if after == before:
             return after
+        if time.monotonic() > deadline:
+            changed = sorted(
+                {(i["pk"]["S"], i["sk"]["S"]) for i in after} ^ {(i["pk"]["S"], i["sk"]["S"]) for i in before}
+            )
+            raise AssertionError(
+                f"the ledger table kept changing for {timeout:.0f}s (waited for {settle}s without a write); "
+                f"items added or removed in the last interval: {changed[:10]}"
+            )
         before = after

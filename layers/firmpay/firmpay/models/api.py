@@ -536,7 +536,8 @@ class PlanOut(ApiResponse):
     status: Literal["active", "paused", "completed", "canceled", "stopped"]
     status_reason: str | None = Field(
         description="Why it is paused or stopped: paused_by_firm, installment_failed, authentication_required, "
-        "payable_void, paid_another_way, method_unusable."
+        "payable_void, paid_another_way, method_unusable; debit_returned: a counted eCheck installment was "
+        "returned by the bank, so the plan is active again and collects that amount from a day later."
     )
     last_payment_id: str | None
     last_failure_code: str | None

@@ -484,6 +484,8 @@ class PaymentPlan(Item):
     last_payment_id: str | None = None
     last_failure_code: str | None = None
     status_reason: str | None = None
+    # Installment debits the bank returned after the plan counted them (each undone once).
+    returned_payment_ids: list[str] = Field(default_factory=list)
     version: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -46,7 +46,7 @@ from firmpay.errors import (
 )
 from firmpay.ledger import Ledger
 from firmpay.models.api import AutopayRequest, CreatePlanRequest, MoneyOut, PlanOut, PlansOut
-from firmpay.models.ledger import Firm, PaymentPlan, PaymentStatus, PlanFrequency, PlanStatus, new_id
+from firmpay.models.ledger import Firm, Payment, PaymentPlan, PaymentStatus, PlanFrequency, PlanStatus, new_id
 from firmpay.money import MINIMUM_CHARGE_MINOR
 from firmpay.observability import logger
 from firmpay.payments.autopay import AUTHENTICATION_REQUIRED, charge_stored_method, chargeable_method
@@ -313,6 +313,44 @@ def run_installment(ledger: Ledger, processor: PaymentProcessor, plan: PaymentPl
         _save(ledger, plan, now, next_due_at=now + RETRY_DELAY, **failed)
         return "failed"
     return "pending"  # not answered yet: the next run replays the same key and reads the outcome
+
+
+def reopen_after_return(ledger: Ledger, payment: Payment, now: datetime) -> PaymentPlan | None:
+    """A plan's eCheck installment the bank returned after the plan counted it (processing counts):
+    the plan takes the amount back off what it collected and is active again, even if that debit
+    had completed it; its next run, a day later (or its next due date if sooner), charges again and
+    the last installment takes whatever is left, so the plan still collects the whole balance. A
+    return that retired the method stops the plan at that run (``method_unusable``). Idempotent:
+    the webhook and the sweep may both get here. See docs/decisions.md."""
+    if payment.origin != "plan" or payment.status is not PaymentStatus.FAILED or payment.return_code is None:
+        return None
+    plan = _plan_of(ledger, payment)
+    if plan is None or payment.payment_id in plan.returned_payment_ids:
+        return None
+    retry_at = now + RETRY_DELAY
+    changes: dict[str, Any] = {
+        "charged_minor": max(plan.charged_minor - payment.amount_minor, 0),
+        "returned_payment_ids": [*plan.returned_payment_ids, payment.payment_id],
+        "last_payment_id": payment.payment_id,
+        "last_failure_code": payment.return_code,
+    }
+    if plan.status is PlanStatus.COMPLETED:
+        changes |= {"status": PlanStatus.ACTIVE, "status_reason": "debit_returned", "next_due_at": retry_at}
+    elif plan.status is PlanStatus.ACTIVE:
+        changes |= {"status_reason": "debit_returned", "next_due_at": min(plan.next_due_at, retry_at)}
+    logger.info("plan installment returned", extra={"plan_id": plan.plan_id, "return_code": payment.return_code})
+    return _save(ledger, plan, now, **changes)
+
+
+def _plan_of(ledger: Ledger, payment: Payment) -> PaymentPlan | None:
+    """The plan of the payable that debits this payment's bank account (the newest, if several)."""
+    for plan in reversed(ledger.list_plans(payment.payable_id)):
+        if plan.status is PlanStatus.CANCELED:
+            continue
+        method = ledger.get_method(plan.firm_id, plan.client_id, plan.method_id)
+        if method is not None and method.processor_method_id == payment.processor_method_id:
+            return plan
+    return None
 
 
 def _save(ledger: Ledger, plan: PaymentPlan, now: datetime, **changes: Any) -> PaymentPlan:

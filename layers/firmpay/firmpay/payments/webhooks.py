@@ -21,6 +21,7 @@ from firmpay.observability import logger
 from firmpay.payments.card import remember_card
 from firmpay.payments.checkout import apply_intent
 from firmpay.payments.echeck import retire_returned_method
+from firmpay.payments.plans import reopen_after_return
 from firmpay.payments.processor import Intent, PaymentAndRefundProcessor, PaymentProcessor, ProcessorUnavailable
 
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -101,6 +102,7 @@ def reconcile_payment(
     # Also for a payment settled earlier: the submit may have died between settling and storing.
     remember_card(ledger, after, now)
     retire_returned_method(ledger, after)
+    reopen_after_return(ledger, after, now)
     return "unchanged" if after.status is payment.status else after.status.value
 
 
