@@ -11,6 +11,7 @@ nothing half-done.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,6 +88,13 @@ def emails(stack: LocalStack, number: str, to: str) -> list[dict[str, Any]]:
     return [m for m in found if m and to in str(m.get("to"))]
 
 
+def wait_for_charges(link: StackLink, count: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(charges := link.charges()) != count:
+        assert time.monotonic() < deadline, f"waited {timeout} s for {count} charge(s) at Stripe, saw {len(charges)}"
+        time.sleep(0.2)
+
+
 def assert_paid_once(link: StackLink, amount: int = 150_050) -> None:
     payable = link.invariant()
     assert (payable.paid_minor, payable.pending_minor) == (amount, 0)
@@ -127,7 +135,12 @@ def test_killed_after_the_reserve(stack: LocalStack, fault: str, recovery: str) 
     assert payment is not None
     assert payment.status.value == "pending"  # reserved, never lost
     assert link.invariant().pending_minor == 150_050
-    assert link.charges() == []  # nothing charged
+    if fault == "stripe_5xx":
+        assert link.charges() == []  # Stripe refused every try: nothing charged
+    else:
+        # A read timeout is not a refusal: the held-back tries still reach Stripe, as a slow
+        # request does on the real service, and charge once under their one Idempotency-Key.
+        wait_for_charges(link, 1)
     disarm(stack, "stripe")
 
     if recovery == "client_retry":
@@ -136,20 +149,11 @@ def test_killed_after_the_reserve(stack: LocalStack, fault: str, recovery: str) 
         assert_emailed_once(stack, link)
     else:  # the client walked away: the sweep cancels the intent and frees the balance
         if fault == "stripe_timeout":
-            # The held-back confirms may reach Stripe before the sweep (it finds the intent
-            # succeeded) or after it (the intent is canceled and refuses them): either way the
-            # ledger says what Stripe did, and Stripe charged at most once.
+            # The timed-out confirm charged (above): the sweep finds the intent succeeded and
+            # books it, never cancels money Stripe took.
             sweep(stack, minutes_later=16)
-            status = link.ledger.get_payment(link.payable_id, payment.payment_id).status.value
-            charges = link.charges()
-            assert len(charges) <= 1
-            assert (status == "succeeded") == (len(charges) == 1), (status, charges)
-            if status == "succeeded":
-                assert_paid_once(link)
-            else:
-                assert status == "canceled"
-                assert link.intents()[0].status == "canceled"
-                assert link.invariant().balance_minor == 150_050
+            assert link.ledger.get_payment(link.payable_id, payment.payment_id).status.value == "succeeded"
+            assert_paid_once(link)
             assert_reconciled(stack, [link.payable_id])
         else:
             sweep(stack, minutes_later=16)
