@@ -159,12 +159,16 @@ def test_the_sweep_retires_the_stored_account_of_a_returned_debit_under_its_own_
         assert payment.stored_method_id is not None
         assert stripe_test_control(stack, link.intent_of(payment.payment_id), "return", "R02").status_code == 200
         later = datetime.now(UTC) + timedelta(minutes=30)
+        denied_before = len(stack.iam.denials) if stack.iam else 0
         with acting_as("PaymentSweepFunction"):
-            report = sweep_pending(stack.ledger, StripeGateway(), later, abandon_after=timedelta(minutes=15))
+            sweep_pending(stack.ledger, StripeGateway(), later, abandon_after=timedelta(minutes=15))
     finally:
         set_webhook_delivery(stack, enabled=True)
         forget_failed_attempts(stack)
-    assert report.outcomes["error"] == 0, denial_summary(stack.iam.denials if stack.iam else [])
+    # The sweep sees every payment of the shared stack (other tests' too): judge it by this
+    # payment and by the refusals of its own role, not by its overall error count.
+    refused = [d for d in (stack.iam.denials if stack.iam else [])[denied_before:] if "PaymentSweepFunction" in d]
+    assert refused == [], denial_summary(refused)
     failed = link.ledger.get_payment(link.payable_id, payment.payment_id)
     assert failed is not None
     assert failed.status.value == "failed"
