@@ -19,7 +19,6 @@ class Settings(BaseModel):
 
     stage: str = "dev"
     ledger_table: str = "firmpay-ledger"
-    idempotency_table: str = "firmpay-idempotency"
     # Base of every link we hand out (pay links in emails, API answers), without trailing slash.
     public_base_url: str = "http://127.0.0.1:3000"
     pay_link_days: int = 90

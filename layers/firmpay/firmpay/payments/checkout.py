@@ -243,6 +243,10 @@ def open_payment(
         billing=review.billing,
         store_method=store_consent is not None,
         store_consent=store_consent,
+        # A card's METHOD id is drawn now and written ahead with the payment, so the submit, the
+        # webhook and the sweep store one method between them. It is random: nothing the pay page
+        # shows (payment id, reference, intent) lets anyone compute it.
+        stored_method_id=new_id("mth") if store_consent is not None and review.method.type == "card" else None,
         mandate=mandate,
         created_at=now,
         updated_at=now,
@@ -343,18 +347,14 @@ def apply_intent(ledger: Ledger, payment: Payment, intent: Intent) -> Payment:
     return current
 
 
-def card_method_id(payment_id: str) -> str:
-    """The id of the card a payment stores: deterministic, so the submit, the webhook and the
-    sweep store one method between them (and its confirmation email can find it)."""
-    return "mth_" + hashlib.sha256(payment_id.encode()).hexdigest()[:24]
-
-
 def stored_method_from(payment: Payment, intent_method_id: str, now: datetime) -> StoredMethod | None:
     """The METHOD record for a succeeded payment whose client consented to storing it."""
     if not payment.store_method or payment.store_consent is None or payment.processor_customer_id is None:
         return None
+    if payment.stored_method_id is None:  # written before card method ids were drawn at submit
+        return None
     return StoredMethod(
-        method_id=card_method_id(payment.payment_id),
+        method_id=payment.stored_method_id,
         firm_id=payment.firm_id,
         client_id=payment.client_id,
         summary=payment.method,

@@ -22,7 +22,6 @@ from typing import Literal
 from firmpay.errors import NotFound, ServiceUnavailable
 from firmpay.ledger import Ledger
 from firmpay.models.ledger import Firm, MethodRemovalLink, Payment, StoredMethod
-from firmpay.payments.checkout import card_method_id
 from firmpay.payments.links import TOKEN_PATTERN, hash_token, new_token
 from firmpay.payments.processor import PaymentProcessor
 
@@ -62,13 +61,13 @@ def removal_url(base_url: str, token: str) -> str:
 def removable_method(ledger: Ledger, payment: Payment) -> StoredMethod | None:
     """The method the client stored with ``payment``, while it is active (None if never stored).
 
-    A card's id follows from the payment's. An eCheck's is recorded on the payment just after the
-    debit is submitted, so the stream image announcing the debit may predate it: the ledger's copy
-    of the payment has it.
+    A card's id is written with the payment (drawn at submit). An eCheck's is recorded on the
+    payment just after the debit is submitted, so the stream image announcing the debit may
+    predate it: the ledger's copy of the payment has it.
     """
     if not payment.store_method:
         return None
-    method_id = card_method_id(payment.payment_id) if payment.method.type == "card" else payment.stored_method_id
+    method_id = payment.stored_method_id
     if method_id is None:
         current = ledger.get_payment(payment.payable_id, payment.payment_id)
         method_id = current.stored_method_id if current is not None else None
