@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -59,7 +60,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DailyLimit:
-    """A counter checked and bumped inside the reserve transaction (e.g. eCheck payments per day)."""
+    """A ``RATE#`` counter checked and bumped inside a transaction (eCheck payments per day, card
+    attempts per link and per IP): one slot is taken while ``hits < limit``, else ``error``."""
 
     scope: str
     window: str
@@ -435,6 +437,7 @@ class Ledger:
         payment: Payment,
         daily_limit: DailyLimit | None = None,
         idempotency: IdempotencyRecord | None = None,
+        attempt_slots: Sequence[DailyLimit] = (),
     ) -> bool:
         """Move ``payment.amount`` from balance to pending and write the PENDING payment row.
 
@@ -443,6 +446,9 @@ class Ledger:
         ``daily_limit.error`` when the optional per-day counter (same transaction) is full.
         With ``idempotency`` (a firm's key, autopay), the ``IDEM#`` item is written in the same
         transaction; ``IdempotencyKeyTaken`` when the key already made another payment.
+        ``attempt_slots`` (card-testing counters) each take one slot in the same transaction, so
+        no more attempts than their limits can ever reach the processor; a full one raises its
+        ``error``.
         """
         items: list[dict[str, Any]] = [
             {
@@ -473,20 +479,7 @@ class Ledger:
             },
         ]
         if daily_limit is not None:
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": keys.counter(daily_limit.scope, daily_limit.window),
-                        "UpdateExpression": "SET hits = if_not_exists(hits, :zero) + :one, expires_at = :ttl, "
-                        "entity = :entity",
-                        "ConditionExpression": "attribute_not_exists(hits) OR hits < :limit",
-                        "ExpressionAttributeValues": _values(
-                            zero=0, one=1, ttl=daily_limit.expires_at, limit=daily_limit.limit, entity="counter"
-                        ),
-                    }
-                }
-            )
+            items.append(self._counter_slot_item(daily_limit))
         if idempotency is not None:
             items.append(
                 {
@@ -501,15 +494,24 @@ class Ledger:
                     }
                 }
             )
+        slots_from = len(items)
+        items.extend(self._counter_slot_item(slot) for slot in attempt_slots)
         codes = self._transact(items)
         if not codes:
             return True
-        if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+
+        def failed(index: int) -> bool:
+            return index < len(codes) and codes[index] == "ConditionalCheckFailed"
+
+        if failed(1):
             return False
-        if idempotency is not None and codes[-1] == "ConditionalCheckFailed" and len(codes) == len(items):
+        if idempotency is not None and failed(slots_from - 1):
             raise IdempotencyKeyTaken(idempotency.idempotency_key)
-        if daily_limit is not None and len(codes) > 2 and codes[2] == "ConditionalCheckFailed" and not codes[0]:
+        if daily_limit is not None and failed(2) and not codes[0]:
             raise daily_limit.error
+        for offset, slot in enumerate(attempt_slots):
+            if failed(slots_from + offset) and not codes[0]:
+                raise slot.error
         payable = self.get_payable(payment.payable_id)
         if payable is None:
             raise NotFound("No such bill or trust request.")
@@ -602,6 +604,8 @@ class Ledger:
                 }
             },
         ]
+        if status is PaymentStatus.SUCCEEDED:
+            items.extend(self._give_back_slot_item(scope, window) for scope, window in payment.attempt_slots)
         codes = self._transact(items)
         if not codes:
             return True
@@ -951,6 +955,63 @@ class Ledger:
         return {
             (scope, window): int(found.get((f"RATE#{scope}", window), {}).get("hits", 0)) for scope, window in counters
         }
+
+    def _counter_slot_item(self, slot: DailyLimit) -> dict[str, Any]:
+        """A transaction item taking one slot of a ``RATE#`` counter while it is under its limit."""
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": keys.counter(slot.scope, slot.window),
+                "UpdateExpression": "SET hits = if_not_exists(hits, :zero) + :one, expires_at = :ttl, entity = :entity",
+                "ConditionExpression": "attribute_not_exists(hits) OR hits < :limit",
+                "ExpressionAttributeValues": _values(
+                    zero=0, one=1, ttl=slot.expires_at, limit=slot.limit, entity="counter"
+                ),
+            }
+        }
+
+    def _give_back_slot_item(self, scope: str, window: str) -> dict[str, Any]:
+        """A transaction item returning one slot of a ``RATE#`` counter. Unconditional, so it can
+        never make the settle it rides on fail; a counter removed meanwhile comes back at -1 (one
+        more attempt in that window) and still expires."""
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": keys.counter(scope, window),
+                "UpdateExpression": "SET hits = if_not_exists(hits, :zero) - :one, "
+                "expires_at = if_not_exists(expires_at, :ttl), entity = :entity",
+                "ExpressionAttributeValues": _values(
+                    zero=0, one=1, ttl=int(time.time()) + 2 * 86_400, entity="counter"
+                ),
+            }
+        }
+
+    def take_counter_slots(self, slots: Sequence[DailyLimit]) -> None:
+        """Take one slot of each counter in one transaction (all or none); the first full one raises its ``error``."""
+        codes = self._transact([self._counter_slot_item(slot) for slot in slots])
+        for code, slot in zip(codes, slots, strict=False):
+            if code == "ConditionalCheckFailed":
+                raise slot.error
+        if codes:
+            raise ServiceUnavailable()
+
+    def give_back_counter_slots(self, slots: Sequence[DailyLimit]) -> None:
+        """Return one slot of each counter (never below zero): the attempt it counted did not fail."""
+        from botocore.exceptions import ClientError
+
+        for slot in slots:
+            try:
+                with dynamodb_errors():
+                    self._db.update_item(
+                        TableName=self._table,
+                        Key=keys.counter(slot.scope, slot.window),
+                        UpdateExpression="SET hits = hits - :one",
+                        ConditionExpression="hits > :zero",
+                        ExpressionAttributeValues=_values(zero=0, one=1),
+                    )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
 
     def take_rate_slot(self, scope: str, window: str, limit: int, expires_at: int) -> bool:
         """Count one use of ``scope`` in ``window``; False (nothing counted) once ``limit`` is reached."""

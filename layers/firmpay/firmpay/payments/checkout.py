@@ -16,6 +16,7 @@ The order of events is what keeps money exact:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -216,12 +217,14 @@ def open_payment(
     mandate: Mandate | None = None,
     daily_limit: DailyLimit | None = None,
     idempotency: IdempotencyRecord | None = None,
+    attempt_slots: Sequence[DailyLimit] = (),
 ) -> tuple[Payment, bool]:
     """Reserve the review's amount and write the PENDING payment (one transaction).
 
     Returns ``(payment, created)``; ``created`` is False when this review was already submitted
     (double click, reload, second tab): the caller then continues with the existing payment.
-    ``idempotency`` (autopay) takes the firm's key in the same transaction.
+    ``idempotency`` (autopay) takes the firm's key in the same transaction, ``attempt_slots``
+    (card-testing counters) one slot of each.
     """
     payment_id = payment_id_for(review.review_id)
     payment = Payment(
@@ -247,13 +250,14 @@ def open_payment(
         # webhook and the sweep store one method between them. It is random: nothing the pay page
         # shows (payment id, reference, intent) lets anyone compute it.
         stored_method_id=new_id("mth") if store_consent is not None and review.method.type == "card" else None,
+        attempt_slots=[(slot.scope, slot.window) for slot in attempt_slots],
         mandate=mandate,
         created_at=now,
         updated_at=now,
     )
     try:
         check_amount(payable, review.amount_minor)
-        created = ledger.reserve(payment, daily_limit, idempotency)
+        created = ledger.reserve(payment, daily_limit, idempotency, attempt_slots)
     except (PayableClosed, AmountOverBalance) as error:
         if existing := ledger.get_payment(review.payable_id, payment_id):
             return existing, False  # this review was submitted before and took the balance

@@ -1,0 +1,73 @@
+"""The card-testing limit under concurrency: the attempt slot is taken atomically before Stripe is
+called, so parallel submits of prepared reviews cannot get more attempts through than the limit.
+Requests reaching Stripe are counted at the Stripe emulator itself (a pass-through "fault" on the
+PaymentIntent routes, whose remaining count the emulator reports)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+
+from firmpay.payments.card_testing import DEFAULT_LIMITS
+from local.stack import STRIPE_SECRET, LocalStack
+from tests.support.card_stack import forget_failed_attempts, open_link
+
+DECLINED = "4000000000000002"  # declines when charged (the emulator's generic decline)
+COUNTED = 10_000
+AUTH = {"Authorization": f"Bearer {STRIPE_SECRET}"}
+
+
+class StripeRequestCount:
+    """Requests to one path prefix at the Stripe emulator, counted by a pass-through fault."""
+
+    def __init__(self, stack: LocalStack, path: str, method: str) -> None:
+        self._url = f"{stack.urls['stripe']}/_test/faults"
+        self._path = path
+        requests.delete(self._url, headers=AUTH, timeout=5).raise_for_status()
+        fault = {"path": path, "method": method, "status": None, "delay": 0.001, "times": COUNTED}
+        requests.post(self._url, json=fault, headers=AUTH, timeout=5).raise_for_status()
+
+    def stop(self) -> int:
+        armed = requests.get(self._url, headers=AUTH, timeout=5).json()
+        requests.delete(self._url, headers=AUTH, timeout=5).raise_for_status()
+        left = sum(f["times"] for f in armed if f["path"] == self._path)
+        return COUNTED - left
+
+
+def test_twenty_parallel_submits_of_declining_reviews_reach_stripe_at_most_three_times(stack: LocalStack) -> None:
+    # Given 20 reviews of a declining card prepared on one link (reviews made one by one pass)
+    forget_failed_attempts(stack)
+    link = open_link(stack)
+    before = link.invariant()
+    reviews = []
+    for _ in range(20):
+        reviewed = link.review(DECLINED, 1_000)
+        assert reviewed.status_code == 200, reviewed.text
+        reviews.append(reviewed.json()["review_id"])
+
+    # When all 20 are submitted at once
+    # (POST /v1/payment_intents/pi_.../confirm: a charge attempt at the issuer)
+    confirmations = StripeRequestCount(stack, "/v1/payment_intents/pi_", "POST")
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers: list[Any] = list(pool.map(lambda review_id: link.submit(review_id), reviews))
+    reached = confirmations.stop()
+
+    # Then at most 3 (the per-link limit) reached Stripe, each a declined payment; the rest were
+    # asked for a reCAPTCHA before anything was reserved or charged
+    assert 1 <= reached <= DEFAULT_LIMITS.failures_per_link
+    codes = Counter(
+        answer.json().get("status") if answer.status_code == 200 else answer.json()["code"] for answer in answers
+    )
+    assert codes["failed"] <= DEFAULT_LIMITS.failures_per_link
+    assert codes["failed"] + codes["captcha_required"] == 20, codes
+    assert link.charges() == []
+    after = link.invariant()
+    assert (after.balance_minor, after.pending_minor, after.paid_minor) == (
+        before.balance_minor,
+        0,
+        before.paid_minor,
+    )
+    forget_failed_attempts(stack)
