@@ -15,6 +15,7 @@ balance`` holds for every payable at every moment, whatever runs concurrently:
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Sequence
@@ -134,8 +135,11 @@ class Ledger:
         found.pop("entity", None)
         return found
 
-    def _transact(self, items: list[dict[str, Any]]) -> list[str | None]:
+    def _transact(self, items: list[dict[str, Any]], client_request_token: str | None = None) -> list[str | None]:
         """Run a transaction; on a failed condition return each item's cancellation code.
+
+        ``client_request_token`` (DynamoDB's idempotency token, 10 minutes) replaces the one
+        botocore draws per call, when the caller can derive it from the request itself.
 
         A ``TransactionConflict`` (another transaction on the same item at the same moment) is
         retried with jitter: it says nothing about the conditions, only that we collided.
@@ -145,7 +149,13 @@ class Ledger:
         for attempt in range(6):
             try:
                 with dynamodb_errors():
-                    self._db.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+                    if client_request_token is None:
+                        self._db.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+                    else:
+                        self._db.transact_write_items(
+                            TransactItems=items,  # type: ignore[arg-type]
+                            ClientRequestToken=client_request_token,
+                        )
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
@@ -219,39 +229,54 @@ class Ledger:
 
     # -- payables --------------------------------------------------------------------------------
 
-    def create_payable(self, payable: Payable) -> None:
-        """Store a new payable; its number must be unique per firm and kind."""
+    def create_payable(self, payable: Payable) -> Payable:
+        """Store a new payable; its number must be unique per firm and kind.
+
+        Returns the stored payable. A repeat of the same request (the firm retrying after its
+        answer was lost: same client, number, dates, items and memo) returns the payable the first
+        call made instead of a 409; another payable under a used number is a ``Conflict``. The
+        transaction's ``ClientRequestToken`` is derived from the payable, so the SDK's own retries
+        of it (a lost DynamoDB answer) are applied once by DynamoDB for 10 minutes.
+        """
         guard = keys.payable_number(payable.firm_id, payable.kind, payable.number)
-        codes = self._transact(
-            [
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": self._put(
-                            keys.payable(payable.payable_id),
-                            "payable",
-                            payable,
-                            gsi1pk=f"FIRM#{payable.firm_id}",
-                            gsi1sk=f"PAYABLE#{_iso(payable.created_at)}",
-                        ),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": {
-                            **guard,
-                            "entity": {"S": "number"},
-                            "payable_id": to_attr(payable.payable_id),
-                        },
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-            ]
-        )
-        if codes:
-            raise Conflict(f"A {payable.kind.replace('_', ' ')} numbered {payable.number} already exists.")
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._put(
+                        keys.payable(payable.payable_id),
+                        "payable",
+                        payable,
+                        gsi1pk=f"FIRM#{payable.firm_id}",
+                        gsi1sk=f"PAYABLE#{_iso(payable.created_at)}",
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {
+                        **guard,
+                        "entity": {"S": "number"},
+                        "payable_id": to_attr(payable.payable_id),
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
+        token = hashlib.sha256(payable.model_dump_json().encode()).hexdigest()[:36]
+        codes = self._transact(items, client_request_token=token)
+        if not codes:
+            return payable
+        existing = self._payable_numbered(payable.firm_id, payable.kind, payable.number)
+        if existing is not None and _same_request(existing, payable):
+            return existing
+        raise Conflict(f"A {payable.kind.replace('_', ' ')} numbered {payable.number} already exists.")
+
+    def _payable_numbered(self, firm_id: str, kind: str, number: str) -> Payable | None:
+        guard = self._get(keys.payable_number(firm_id, kind, number))
+        return self.get_payable(str(guard["payable_id"])) if guard and guard.get("payable_id") else None
 
     def get_payable(self, payable_id: str) -> Payable | None:
         item = self._get(keys.payable(payable_id))
@@ -1250,3 +1275,20 @@ def _strip(item: dict[str, Any]) -> dict[str, Any]:
     for name in _KEY_ATTRIBUTES:
         item.pop(name, None)
     return item
+
+
+def _same_request(stored: Payable, asked: Payable) -> bool:
+    """Whether ``asked`` repeats the request that created ``stored`` (ids and times aside)."""
+    fields = (
+        "firm_id",
+        "client_id",
+        "kind",
+        "number",
+        "issued_on",
+        "due_on",
+        "currency",
+        "line_items",
+        "memo",
+        "total_minor",
+    )
+    return all(getattr(stored, name, None) == getattr(asked, name, None) for name in fields)

@@ -137,7 +137,8 @@ def _check_currency(firm: Firm, currency: str) -> None:
 def create_bill(ledger: Ledger, firm: Firm, request: CreateBillRequest, now: datetime) -> PayableOut:
     """A bill for one of the firm's clients; its total (and opening balance) is the sum of its items.
 
-    A bill number already used by the firm is a 409 ``conflict``.
+    A bill number already used by the firm is a 409 ``conflict``, unless this is the same request
+    again (a retry after a lost answer): then the bill it made is the answer.
     """
     _check_currency(firm, request.currency)
     client = client_of(ledger, firm, request.client_id)
@@ -158,8 +159,7 @@ def create_bill(ledger: Ledger, firm: Firm, request: CreateBillRequest, now: dat
         balance_minor=total,
         created_at=now,
     )
-    ledger.create_payable(payable)
-    return PayableOut.of(payable)
+    return PayableOut.of(ledger.create_payable(payable))
 
 
 def create_trust_request(ledger: Ledger, firm: Firm, request: CreateTrustRequestRequest, now: datetime) -> PayableOut:
@@ -180,8 +180,7 @@ def create_trust_request(ledger: Ledger, firm: Firm, request: CreateTrustRequest
         balance_minor=request.amount_minor,
         created_at=now,
     )
-    ledger.create_payable(payable)
-    return PayableOut.of(payable)
+    return PayableOut.of(ledger.create_payable(payable))
 
 
 def payable_of(ledger: Ledger, firm: Firm, payable_id: str) -> tuple[Payable, list[Payment]]:
