@@ -71,3 +71,30 @@ def test_twenty_parallel_submits_of_declining_reviews_reach_stripe_at_most_three
         before.paid_minor,
     )
     forget_failed_attempts(stack)
+
+
+def test_a_recaptcha_token_solved_on_another_site_or_for_another_action_does_not_pass(stack: LocalStack) -> None:
+    # Given a link past its failed-attempt limit (reCAPTCHA asked)
+    forget_failed_attempts(stack)
+    link = open_link(stack)
+    for _ in range(DEFAULT_LIMITS.failures_per_link):
+        assert link.pay(DECLINED, 1_000)["status"] == "failed"
+    assert link.review().json()["code"] == "captcha_required"
+    try:
+        # When a valid token solved on another site comes with the review
+        stack.recaptcha.hostname = "cardtester.example"
+        elsewhere = link.review(captcha_token="local-elsewhere-1")
+        stack.recaptcha.hostname = "127.0.0.1"
+        # or a score-based token made for another action of our site
+        other_action = link.review(captcha_token="v3.login.local-2")
+        # Then both are refused (Google said success: true to each)
+        assert (elsewhere.status_code, elsewhere.json()["code"]) == (429, "captcha_required")
+        assert (other_action.status_code, other_action.json()["code"]) == (429, "captcha_required")
+        assert [v.success for v in stack.recaptcha.verifications[-2:]] == [True, True]
+        # and a token solved on our pay page for our action passes
+        ours = link.review(captcha_token="v3.card_payment.local-3")
+        assert ours.status_code == 200, ours.text
+    finally:
+        stack.recaptcha.hostname = "127.0.0.1"
+        forget_failed_attempts(stack)
+    link.invariant()
