@@ -98,3 +98,19 @@ def test_a_recaptcha_token_solved_on_another_site_or_for_another_action_does_not
         stack.recaptcha.hostname = "127.0.0.1"
         forget_failed_attempts(stack)
     link.invariant()
+
+
+def test_an_amount_above_stripes_maximum_for_one_charge_is_a_clear_422_at_review(stack: LocalStack) -> None:
+    # Given a bill of 1,500,000.00 (above Stripe's 999,999.99 for one charge)
+    link = open_link(stack, amounts=(100_000_000, 50_000_000))
+
+    # When the client reviews one payment of the whole balance, then of exactly the maximum
+    too_large = link.review(amount=150_000_000)
+    largest = link.review(amount=99_999_999)
+
+    # Then the first is refused before Stripe hears of it, saying what one payment can be
+    assert (too_large.status_code, too_large.json()["code"]) == (422, "amount_above_maximum")
+    assert too_large.json()["details"] == {"maximum_minor": 99_999_999}
+    assert largest.status_code == 200, largest.text
+    assert [intent.amount for intent in link.intents()] == [99_999_999]
+    assert link.invariant().balance_minor == 150_000_000

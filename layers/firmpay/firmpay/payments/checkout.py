@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from firmpay.errors import (
+    AmountAboveMaximum,
     AmountBelowMinimum,
     AmountOverBalance,
     PayableClosed,
@@ -44,7 +45,7 @@ from firmpay.models.ledger import (
     StoredMethod,
     new_id,
 )
-from firmpay.money import MINIMUM_CHARGE_MINOR
+from firmpay.money import MAXIMUM_CHARGE_MINOR, MINIMUM_CHARGE_MINOR
 from firmpay.payments.processor import (
     ConfirmRequest,
     Intent,
@@ -93,7 +94,8 @@ def estimated_fee(method: MethodType, amount_minor: int) -> int:
 
 
 def check_amount(payable: Payable, amount_minor: int) -> None:
-    """A payment must be at least the processor's minimum and at most the balance due."""
+    """A payment must be at least the processor's minimum, at most the balance due and at most
+    the processor's maximum for one charge."""
     if not payable.open_for_payment:
         if payable.voided_at is not None:
             raise PayableClosed("This bill was cancelled by the firm and can no longer be paid.")
@@ -104,6 +106,9 @@ def check_amount(payable: Payable, amount_minor: int) -> None:
         raise AmountOverBalance(balance_minor=payable.balance_minor)
     if amount_minor < min(MINIMUM_CHARGE_MINOR, payable.balance_minor):
         raise AmountBelowMinimum(minimum_minor=MINIMUM_CHARGE_MINOR)
+    if amount_minor > MAXIMUM_CHARGE_MINOR:
+        # One charge cannot be larger at Stripe: the client pays a large balance in parts.
+        raise AmountAboveMaximum(maximum_minor=MAXIMUM_CHARGE_MINOR)
 
 
 def ensure_customer(ledger: Ledger, processor: PaymentProcessor, client: Client) -> str:
