@@ -111,7 +111,9 @@ def remove_stored_method(token: str) -> Response[str]:
     from firmpay.web.pages import render_method_removal
 
     try:
-        view, result = method_removal.remove_method(_ledger(), StripeGateway(), token, datetime.now(UTC))
+        view, result = method_removal.remove_method(
+            _ledger(), StripeGateway(), token, datetime.now(UTC), method_removal.plaid_item_remover()
+        )
     except method_removal.RemovalLinkNotFound:
         return html_response(404, render_method_removal("not_found"))
     return html_response(503 if result == "retry" else 200, render_method_removal(result, view))

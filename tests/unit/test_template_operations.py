@@ -107,3 +107,18 @@ def test_every_table_is_read_by_the_code_through_its_setting(template: dict[str,
     for table in resources(template, "AWS::DynamoDB::Table"):
         assert table in setting_of, f"{table} is not given to any function"
         assert code_reads_setting(setting_of[table]), f"{table} ({setting_of[table]}) is never used by the code"
+
+
+# -- kms:Decrypt only where the code decrypts -----------------------------------------------------------
+
+# What in a handler can decrypt a stored Plaid token: the eCheck submit (KmsVault, items of methods
+# not stored) and the revocations (plaid_item_remover). KmsVault alone may only encrypt (plaid_link).
+DECRYPTS = re.compile(r"plaid_item_remover|KmsVault\(\)[\s\S]*submit_echeck|submit_echeck[\s\S]*KmsVault\(\)")
+
+
+def test_kms_decrypt_is_granted_exactly_to_the_functions_whose_code_decrypts(template: dict[str, Any]) -> None:
+    for name, function in functions(template).items():
+        code = (ROOT / function["Properties"]["CodeUri"] / "app.py").read_text()
+        granted = any("kms:Decrypt" in actions(s) for s in statements(function))
+
+        assert granted == bool(DECRYPTS.search(code)), f"{name}: kms:Decrypt granted={granted}"

@@ -20,6 +20,7 @@ or transaction, so a refused request changes nothing in the ledger.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 from firmpay.errors import CurrencyNotAccepted, Forbidden, NotFound, PayableClosed, ServiceUnavailable
@@ -292,9 +293,15 @@ def method_of(ledger: Ledger, firm: Firm, client_id: str, method_id: str) -> Sto
     return method
 
 
-def revoke_method(ledger: Ledger, processor: PaymentProcessor, method: StoredMethod) -> StoredMethod:
+def revoke_method(
+    ledger: Ledger,
+    processor: PaymentProcessor,
+    method: StoredMethod,
+    forget_bank_item: Callable[[StoredMethod], None] | None = None,
+) -> StoredMethod:
     """Never charge ``method`` again: revoked in the ledger first (autopay and plans check it),
-    then detached from the client's customer at Stripe. Revoking again retries the detach.
+    then detached from the client's customer at Stripe and, for a bank account, its Plaid item
+    removed (``forget_bank_item``). Revoking again retries the detach and the removal.
     """
     if method.status != "revoked":
         ledger.set_method_status(method, "revoked")
@@ -302,4 +309,6 @@ def revoke_method(ledger: Ledger, processor: PaymentProcessor, method: StoredMet
         processor.detach_method(method.processor_customer_id, method.processor_method_id)
     except ProcessorUnavailable as error:
         raise ServiceUnavailable("The method is revoked; removing it at the processor failed, try again.") from error
+    if forget_bank_item is not None and method.summary.type == "echeck":
+        forget_bank_item(method)
     return method.model_copy(update={"status": "revoked"})

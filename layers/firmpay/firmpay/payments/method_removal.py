@@ -15,6 +15,7 @@ same single read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -110,8 +111,26 @@ def find_removal(ledger: Ledger, token: str, now: datetime) -> RemovalView:
     return RemovalView(firm=firm, method=method)
 
 
+def plaid_item_remover() -> Callable[[StoredMethod], None]:
+    """Removes a revoked bank method's Plaid item with the production gateways (Plaid, KMS);
+    plaid-python is imported only when a bank method is revoked."""
+
+    def forget(method: StoredMethod) -> None:
+        from firmpay.gateways.kms import KmsVault
+        from firmpay.gateways.plaid_gateway import PlaidGateway
+        from firmpay.payments.echeck import remove_stored_bank_item
+
+        remove_stored_bank_item(PlaidGateway(), KmsVault(), method)
+
+    return forget
+
+
 def remove_method(
-    ledger: Ledger, processor: PaymentProcessor, token: str, now: datetime
+    ledger: Ledger,
+    processor: PaymentProcessor,
+    token: str,
+    now: datetime,
+    forget_bank_item: Callable[[StoredMethod], None] | None = None,
 ) -> tuple[RemovalView, RemovalResult]:
     """Revoke the link's method (ledger, then Stripe). ``already_removed`` when it was revoked
     before (by the client or the firm); ``retry`` when it is revoked but the detach at Stripe failed.
@@ -121,7 +140,7 @@ def remove_method(
     view = find_removal(ledger, token, now)
     result: RemovalResult = "already_removed" if view.removed else "removed"
     try:
-        revoked = revoke_method(ledger, processor, view.method)
+        revoked = revoke_method(ledger, processor, view.method, forget_bank_item)
     except ServiceUnavailable:
         revoked, result = view.method.model_copy(update={"status": "revoked"}), "retry"
     return RemovalView(firm=view.firm, method=revoked), result
