@@ -122,3 +122,132 @@ def test_kms_decrypt_is_granted_exactly_to_the_functions_whose_code_decrypts(tem
         granted = any("kms:Decrypt" in actions(s) for s in statements(function))
 
         assert granted == bool(DECRYPTS.search(code)), f"{name}: kms:Decrypt granted={granted}"
+
+
+# -- function timeouts outlast their clients' own retries -----------------------------------------------
+
+
+def botocore_worst_case(config: Any) -> float:
+    """Every attempt of one call to its connect and read timeouts, plus standard-mode backoff
+    (at most 2**i seconds before retry i+1, capped at 20)."""
+    attempts = config.retries.get("total_max_attempts") or config.retries["max_attempts"]
+    backoff = sum(min(2**i, 20) for i in range(attempts - 1))
+    return float(attempts * (config.connect_timeout + config.read_timeout) + backoff)
+
+
+@pytest.fixture(scope="module")
+def worst_cases() -> dict[str, float]:
+    """Seconds one call of each client may take with all its retries, from the real clients."""
+    import os
+
+    from firmpay.config import get_settings
+    from firmpay.gateways import kms, ses, stripe_gateway
+    from firmpay.ledger import client
+
+    settings = get_settings()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+        try:
+            dynamodb = botocore_worst_case(client.dynamodb_client()._client_config)
+            kms_call = botocore_worst_case(kms.kms_client()._client_config)
+            ses_config = ses.ses_client()._client_config
+        finally:
+            for cached in (client.dynamodb_client, kms.kms_client, ses.ses_client):
+                cached.cache_clear()
+    # send_raw: ATTEMPTS sends, no SDK retries, sleeping 0.05 * 2**n between them
+    ses_call = ses.ATTEMPTS * (ses_config.connect_timeout + ses_config.read_timeout) + sum(
+        0.05 * 2**n for n in range(1, ses.ATTEMPTS)
+    )
+    # stripe-python: retries sleep 0.5 * 2**(n-1) s (at most 5)
+    stripe_attempts = 1 + stripe_gateway.STRIPE_NETWORK_RETRIES
+    stripe_call = stripe_attempts * (stripe_gateway.STRIPE_CONNECT_TIMEOUT + settings.outbound_timeout_seconds) + sum(
+        min(0.5 * 2 ** (n - 1), 5) for n in range(1, stripe_attempts)
+    )
+    # plaid-python: urllib3's default Retry(3) re-tries failed connects (not reads of a POST)
+    plaid_call = 4 * 2.0 + settings.outbound_timeout_seconds
+    # reCAPTCHA: urllib's one timeout (5 s) bounds the connect and the read
+    recaptcha_call = 2 * 5.0
+    return {
+        "dynamodb": dynamodb,
+        "kms": kms_call,
+        "ses": ses_call,
+        "stripe": stripe_call,
+        "plaid": plaid_call,
+        "recaptcha": recaptcha_call,
+    }
+
+
+def clients_of(function: dict[str, Any]) -> set[str]:
+    """The outside services a function calls, read from what the template gives it."""
+    granted = {a for s in statements(function) for a in actions(s)}
+    layers = {layer["Ref"] for layer in function["Properties"].get("Layers", [])}
+    text = str(function["Properties"].get("Policies"))
+    used = {"dynamodb"} if any(a.startswith("dynamodb:") for a in granted) else set()
+    used |= {"ses"} if "ses:SendEmail" in granted else set()
+    used |= {"kms"} if any(a.startswith("kms:") for a in granted) else set()
+    used |= {"stripe"} if "StripeLayer" in layers else set()
+    used |= {"plaid"} if "PlaidLayer" in layers else set()
+    used |= {"recaptcha"} if "RecaptchaSecretParam" in text else set()
+    return used
+
+
+def test_every_function_timeout_outlasts_the_retries_of_each_of_its_clients(
+    template: dict[str, Any], worst_cases: dict[str, float]
+) -> None:
+    default = template["Globals"]["Function"]["Timeout"]
+    short = {}
+    for name, function in functions(template).items():
+        timeout = function["Properties"].get("Timeout", default)
+        needed = max(worst_cases[c] for c in clients_of(function))
+        if timeout < needed:
+            short[name] = (timeout, needed)
+
+    assert short == {}, f"Timeout (s) shorter than a client's worst case: {short}"
+    assert worst_cases["ses"] > 15  # pay_link's old 10 s could not even wait out one SES read
+
+
+def test_ses_sends_are_never_resent_by_the_sdk_and_aws_calls_make_three_attempts() -> None:
+    # botocore's ``max_attempts`` counts retries: {"max_attempts": 1} resent a SendEmail whose
+    # answer timed out (a second email); send_raw alone decides what may be sent again.
+    from firmpay.gateways import kms, ses
+    from firmpay.ledger import client
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        try:
+            attempts = {
+                "ses": ses.ses_client()._client_config.retries["total_max_attempts"],
+                "dynamodb": client.dynamodb_client()._client_config.retries["total_max_attempts"],
+                "kms": kms.kms_client()._client_config.retries["total_max_attempts"],
+            }
+        finally:
+            for cached in (client.dynamodb_client, kms.kms_client, ses.ses_client):
+                cached.cache_clear()
+
+    assert attempts == {"ses": 1, "dynamodb": 3, "kms": 3}
+
+
+# -- no pay-link token in access logs or traces ---------------------------------------------------------
+
+
+def test_access_logs_record_the_route_template_and_the_stage_has_no_url_recording_trace(
+    template: dict[str, Any],
+) -> None:
+    api = template["Resources"]["Api"]["Properties"]
+    log_format = api["AccessLogSetting"]["Fn::If"][1]["Format"]
+
+    assert "$context.resourcePath" in log_format  # /pay/{token}, the template
+    assert not re.search(r"\$context\.(path|requestOverride|domainName)", log_format)  # the path itself
+    assert api["MethodSettings"][0]["DataTraceEnabled"] is False  # full request logs
+    assert api["TracingEnabled"] is False  # X-Ray's API Gateway segment keeps http.request.url
+
+
+def test_the_code_never_hands_a_request_path_to_the_tracer_or_logs_whole_events() -> None:
+    sources = [*(ROOT / "layers/firmpay/firmpay").rglob("*.py"), *(ROOT / "functions").glob("*/app.py")]
+    offending = [
+        str(path.relative_to(ROOT))
+        for path in sources
+        if re.search(r"put_annotation|put_metadata|log_event\s*=\s*True|capture_response\s*=\s*True", path.read_text())
+    ]
+
+    assert offending == []

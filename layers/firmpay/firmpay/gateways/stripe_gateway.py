@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     import stripe
 
 
+# Each Stripe request: up to 1 + STRIPE_NETWORK_RETRIES attempts (same Idempotency-Key) of a
+# 2 s connect and OUTBOUND_TIMEOUT_SECONDS read; the functions' timeouts are sized on it.
+STRIPE_NETWORK_RETRIES = 2
+STRIPE_CONNECT_TIMEOUT = 2.0
+
+
 @lru_cache(maxsize=1)
 def stripe_client() -> stripe.StripeClient:
     import stripe
@@ -35,8 +41,8 @@ def stripe_client() -> stripe.StripeClient:
     return stripe.StripeClient(
         get_secret(settings.stripe_secret_key_param),
         base_addresses={"api": settings.stripe_api_base},
-        max_network_retries=2,
-        http_client=stripe.RequestsClient(timeout=(2.0, settings.outbound_timeout_seconds)),
+        max_network_retries=STRIPE_NETWORK_RETRIES,
+        http_client=stripe.RequestsClient(timeout=(STRIPE_CONNECT_TIMEOUT, settings.outbound_timeout_seconds)),
     )
 
 

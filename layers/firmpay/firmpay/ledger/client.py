@@ -22,7 +22,7 @@ def dynamodb_client() -> DynamoDBClient:
     from firmpay.config import get_settings
 
     config = botocore.config.Config(
-        retries={"mode": "standard", "max_attempts": 3},
+        retries={"mode": "standard", "total_max_attempts": 3},  # max_attempts would mean 3 retries
         connect_timeout=2,
         read_timeout=get_settings().aws_read_timeout_seconds,
         max_pool_connections=32,
