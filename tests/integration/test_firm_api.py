@@ -146,8 +146,10 @@ def test_a_trust_request_asks_for_a_deposit_and_its_number_is_unique(firm: dict[
     assert created.json()["balance"] == {"amount_minor": 500_000, "currency": "USD"}
 
     before = ledger_state(stack)
-    again = api.call("POST", f"{firm_path}/trust-requests", trust_body(firm["client_id"], "TR-7"))
-    assert (again.status_code, again.json()["code"]) == (409, "conflict")
+    other = api.call("POST", f"{firm_path}/trust-requests", trust_body(firm["client_id"], "TR-7", amount_minor=1_000))
+    assert (other.status_code, other.json()["code"]) == (409, "conflict")
+    retried = api.call("POST", f"{firm_path}/trust-requests", trust_body(firm["client_id"], "TR-7"))
+    assert (retried.status_code, retried.json()["payable_id"]) == (201, created.json()["payable_id"])
     assert ledger_state(stack) == before
 
 
