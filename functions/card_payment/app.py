@@ -91,7 +91,7 @@ def submit_card(token: str, request: CardSubmitRequest) -> CardResultResponse:
 def complete_card(token: str, request: CardCompleteRequest) -> CardResultResponse:
     now = datetime.now(UTC)
     link = _usable_link(token, now)
-    outcome = card.complete_card(_ledger(), StripeGateway(), link, request.payment_id, client_ip(app), now)
+    outcome = card.complete_card(_ledger(), StripeGateway(), link, request.payment_id, now)
     return card.card_result(outcome)
 
 

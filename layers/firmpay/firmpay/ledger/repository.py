@@ -1021,22 +1021,9 @@ class Ledger:
             raise ServiceUnavailable()
 
     def give_back_counter_slots(self, slots: Sequence[DailyLimit]) -> None:
-        """Return one slot of each counter (never below zero): the attempt it counted did not fail."""
-        from botocore.exceptions import ClientError
-
-        for slot in slots:
-            try:
-                with dynamodb_errors():
-                    self._db.update_item(
-                        TableName=self._table,
-                        Key=keys.counter(slot.scope, slot.window),
-                        UpdateExpression="SET hits = hits - :one",
-                        ConditionExpression="hits > :zero",
-                        ExpressionAttributeValues=_values(zero=0, one=1),
-                    )
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise
+        """Return one slot of each counter, in one request: the attempt they counted did not fail."""
+        if slots:
+            self._transact([self._give_back_slot_item(slot.scope, slot.window) for slot in slots])
 
     def take_rate_slot(self, scope: str, window: str, limit: int, expires_at: int) -> bool:
         """Count one use of ``scope`` in ``window``; False (nothing counted) once ``limit`` is reached."""

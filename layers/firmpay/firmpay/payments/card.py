@@ -149,7 +149,7 @@ def create_card_review(
             extra={"human_verified": True} if verified else None,
         )
     except InvalidPaymentMethod:
-        raise
+        raise  # the card was refused: a failed attempt keeps its slot
     except Exception:
         give_back(ledger, slots)
         raise
@@ -220,11 +220,10 @@ def complete_card(
     processor: PaymentProcessor,
     link: PayLink,
     payment_id: str,
-    ip_address: str,
     now: datetime,
-    limits: CardTestingLimits = DEFAULT_LIMITS,
 ) -> CardOutcome:
-    """After the 3-D Secure challenge: read the intent from Stripe and apply it."""
+    """After the 3-D Secure challenge: read the intent from Stripe and apply it (the attempt's
+    card-testing slots, taken at submit, go back in the settle transaction if it succeeded)."""
     payment = ledger.get_payment(link.payable_id, payment_id)
     if payment is None or payment.method.type != "card" or payment.client_id != link.client_id:
         raise NotFound("No such payment.")
