@@ -8,9 +8,12 @@ The production verifier and the pay page only know two URLs (``RECAPTCHA_JS_URL`
   ``.g-recaptcha`` elements and the ``onload``/``render=explicit`` parameters) that draws an
   accessible **I'm not a robot** checkbox and yields a token when it is ticked;
 - ``POST /_local/recaptcha/siteverify``: Google's answer shape (``success``, ``challenge_ts``,
-  ``hostname``, ``error-codes``), with Google's rules: the secret must be the configured one, a
-  token is good once (``timeout-or-duplicate`` the second time), a token starting ``fail`` fails,
-  and ``set_next_answer(False)`` makes the next verifications fail whatever the token.
+  ``hostname``, ``error-codes``; and ``score`` and ``action`` for tokens of
+  ``execute(siteKey, {action})``, as score-based keys answer: developers.google.com/recaptcha/docs/v3),
+  with Google's rules: the secret must be the configured one, a token is good once
+  (``timeout-or-duplicate`` the second time), a token starting ``fail`` fails, and
+  ``set_next_answer(False)`` makes the next verifications fail whatever the token. ``hostname``
+  is the site the token was solved on (tests set another one to play a token from another site).
 """
 
 from __future__ import annotations
@@ -65,7 +68,10 @@ _SCRIPT = r"""(function () {
     render: render,
     getResponse: function (id) { var w = widget(id); return w ? w.token : ''; },
     reset: function (id) { var w = widget(id); if (w) { w.token = ''; w.input.checked = false; } },
-    execute: function (id) {
+    execute: function (id, opts) {
+      if (typeof id === 'string' && opts && opts.action) {  // score-based: execute(siteKey, {action})
+        return Promise.resolve('v3.' + opts.action + '.' + token());
+      }
       var w = widget(typeof id === 'number' ? id : undefined);
       var value = w && w.token ? w.token : token();
       return Promise.resolve(value);
@@ -144,6 +150,9 @@ class RecaptchaStandIn:
         if success:
             answer["challenge_ts"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             answer["hostname"] = self.hostname
+            if token and token.startswith("v3."):  # a score-based token names its action
+                answer["score"] = 0.9
+                answer["action"] = token.split(".")[1]
         else:
             answer["error-codes"] = errors
         return answer

@@ -91,7 +91,7 @@ def submit_card(token: str, request: CardSubmitRequest) -> CardResultResponse:
 def complete_card(token: str, request: CardCompleteRequest) -> CardResultResponse:
     now = datetime.now(UTC)
     link = _usable_link(token, now)
-    outcome = card.complete_card(_ledger(), StripeGateway(), link, request.payment_id, client_ip(app), now)
+    outcome = card.complete_card(_ledger(), StripeGateway(), link, request.payment_id, now)
     return card.card_result(outcome)
 
 
@@ -113,7 +113,9 @@ def remove_stored_method(token: str) -> Response[str]:
 
     base = base_path(app.current_event.raw_event)
     try:
-        view, result = method_removal.remove_method(_ledger(), StripeGateway(), token, datetime.now(UTC))
+        view, result = method_removal.remove_method(
+            _ledger(), StripeGateway(), token, datetime.now(UTC), method_removal.plaid_item_remover()
+        )
     except method_removal.RemovalLinkNotFound:
         return html_response(404, render_method_removal("not_found", base=base))
     return html_response(503 if result == "retry" else 200, render_method_removal(result, view, base))

@@ -42,6 +42,7 @@ from firmpay.observability import logger
 from firmpay.payments import firm_admin as admin
 from firmpay.payments import plans, refunds
 from firmpay.payments.mandates import mandate_of, render_mandate
+from firmpay.payments.method_removal import plaid_item_remover
 
 app = make_resolver()
 FIRM = "/firm/firms/<firm_id>"
@@ -103,7 +104,7 @@ def revoke_method(firm_id: str, client_id: str, method_id: str) -> Response[None
     from firmpay.gateways.stripe_gateway import StripeGateway  # stripe is loaded by the first revoke only
 
     method = admin.method_of(_ledger(), _firm(firm_id), client_id, method_id)
-    admin.revoke_method(_ledger(), StripeGateway(), method)
+    admin.revoke_method(_ledger(), StripeGateway(), method, plaid_item_remover())
     return Response(204, None, None)
 
 

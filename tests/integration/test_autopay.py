@@ -3,6 +3,7 @@ local stack (real Stripe SDK against the emulator, real DynamoDB calls against m
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -267,6 +268,45 @@ def test_a_caller_who_is_not_a_principal_of_the_firm_is_refused(
     assert (answer.status_code, answer.json()["code"]) == (status, code)
     assert table_snapshot(stack) == before
     assert autopay.link.intents() == []
+
+
+def test_a_stored_card_id_cannot_be_computed_from_what_the_pay_page_answered(stack: LocalStack) -> None:
+    # Given a client who paid on the pay page and stored the card
+    link = open_link(stack)
+    answer = link.pay(CARD_OK, amount=10_000, store=True)
+    [method] = link.ledger.list_methods(link.billed.firm.firm_id, link.billed.client.client_id)
+
+    # When anyone who saw the page's answer hashes what it showed, as the id used to be derived
+    shown = [str(value) for value in answer.values() if isinstance(value, str)]
+    guesses = {"mth_" + hashlib.sha256(value.encode()).hexdigest()[:24] for value in shown}
+
+    # Then none of the guesses is the stored card's id (it is random, written ahead at submit)
+    assert answer["payment_id"] in shown
+    assert method.method_id not in guesses
+    payment = link.ledger.get_payment(link.payable_id, answer["payment_id"])
+    assert payment is not None
+    assert payment.stored_method_id == method.method_id
+
+
+def test_firm_a_charging_firm_b_stored_card_through_the_route_is_refused_and_charges_nothing(
+    stack: LocalStack,
+) -> None:
+    # Given firm B (US) whose client stored a card on the pay page
+    link = open_link(stack)
+    link.pay(CARD_OK, amount=10_000, store=True)
+    [method] = link.ledger.list_methods(link.billed.firm.firm_id, link.billed.client.client_id)
+    autopay = Autopay(stack, link, method)
+    intents_before = len(link.intents())
+    before = quiet_table(stack)
+
+    # When firm A's principal (the Canadian firm's key) charges it, naming firm B
+    answer = autopay.route(autopay.payload(10_000), CA_KEY)
+
+    # Then 403, no PaymentIntent made, the ledger unchanged and the invariant holds
+    assert (answer.status_code, answer.json()["code"]) == (403, "forbidden")
+    assert len(link.intents()) == intents_before
+    assert table_snapshot(stack) == before
+    link.invariant()
 
 
 BAD_PAYLOADS = {

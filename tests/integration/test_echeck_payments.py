@@ -171,6 +171,28 @@ def test_a_stored_bank_method_keeps_its_plaid_token_encrypted(stack: LocalStack)
     link.invariant()
 
 
+def test_revoking_a_stored_bank_method_removes_its_plaid_item(stack: LocalStack) -> None:
+    # Given a bank account the client stored on the pay page (its Plaid item kept for later debits)
+    link = open_echeck_link(stack)
+    _, access_token = submitted(link, store=True)
+    [method] = link.ledger.list_methods(link.billed.firm.firm_id, link.billed.client.client_id)
+    assert access_token_works(stack, access_token)
+
+    # When the firm revokes it
+    path = f"/firm/firms/{method.firm_id}/clients/{method.client_id}/methods/{method.method_id}"
+    answer = FirmClient(stack.urls["gateway"], US_KEY).call("DELETE", path)
+
+    # Then it is revoked and its Plaid item is gone (Plaid refuses the access token)
+    assert answer.status_code == 204, answer.text
+    revoked = link.ledger.get_method(method.firm_id, method.client_id, method.method_id)
+    assert revoked is not None
+    assert revoked.status == "revoked"
+    assert not access_token_works(stack, access_token)
+    # and revoking again is harmless
+    assert FirmClient(stack.urls["gateway"], US_KEY).call("DELETE", path).status_code == 204
+    link.invariant()
+
+
 def test_canadian_firms_are_refused_and_nothing_changes(stack: LocalStack) -> None:
     link = open_echeck_link(stack, country="CA")
     before = quiet_table(stack)

@@ -144,17 +144,42 @@ def test_a_trust_request_asks_for_a_deposit_and_its_number_is_unique(firm: dict[
     assert created.json()["balance"] == {"amount_minor": 500_000, "currency": "USD"}
 
     before = ledger_state(stack)
-    again = api.call("POST", f"{firm_path}/trust-requests", trust_body(firm["client_id"], "TR-7"))
-    assert (again.status_code, again.json()["code"]) == (409, "conflict")
+    other = api.call("POST", f"{firm_path}/trust-requests", trust_body(firm["client_id"], "TR-7", amount_minor=1_000))
+    assert (other.status_code, other.json()["code"]) == (409, "conflict")
+    retried = api.call("POST", f"{firm_path}/trust-requests", trust_body(firm["client_id"], "TR-7"))
+    assert (retried.status_code, retried.json()["payable_id"]) == (201, created.json()["payable_id"])
     assert ledger_state(stack) == before
 
 
 def test_a_bill_number_is_used_once_per_firm(firm: dict[str, Any], stack: Any) -> None:
     api, firm_path = firm["api"], f"/firm/firms/{firm['firm_id']}"
     before = ledger_state(stack)
-    again = api.call("POST", f"{firm_path}/bills", bill_body(firm["client_id"], "B-FIXTURE"))
+    other = bill_body(firm["client_id"], "B-FIXTURE", line_items=[{"description": "Other", "amount_minor": 100}])
+    again = api.call("POST", f"{firm_path}/bills", other)
     assert (again.status_code, again.json()["code"]) == (409, "conflict")
     assert ledger_state(stack) == before
+
+
+def test_creating_a_bill_again_after_a_lost_answer_answers_with_the_bill_made_once(
+    firm: dict[str, Any], stack: Any
+) -> None:
+    # Given a bill whose creation answer never reached the firm (API Gateway cut it, the network
+    # dropped it): the bill was made
+    api, firm_path = firm["api"], f"/firm/firms/{firm['firm_id']}"
+    body = bill_body(firm["client_id"], "B-LOST-1")
+    first = api.call("POST", f"{firm_path}/bills", body)
+    assert first.status_code == 201, first.text
+    after_first = ledger_state(stack)
+
+    # When the firm's billing system retries the same request
+    retry = api.call("POST", f"{firm_path}/bills", body)
+
+    # Then it succeeds with the same bill, and nothing more was written
+    assert retry.status_code == 201, retry.text
+    assert retry.json()["payable_id"] == first.json()["payable_id"]
+    assert retry.json()["total"] == {"amount_minor": 150_050, "currency": "USD"}
+    assert ledger_state(stack) == after_first
+    stack.ledger.check_invariant(first.json()["payable_id"])
 
 
 def test_a_void_bill_gets_no_pay_link(firm: dict[str, Any]) -> None:

@@ -16,7 +16,6 @@ import requests
 
 from firmpay.ledger import keys
 from firmpay.models.ledger import StoredMethod
-from firmpay.payments.checkout import card_method_id
 from firmpay.payments.links import hash_token
 from firmpay.payments.method_removal import issue_removal_link
 from local.stack import LOGS, LocalStack
@@ -56,7 +55,10 @@ def removal_url(stack: LocalStack, mail: dict[str, Any]) -> str:
 
 def stored_card(link: StackLink, payment_id: str) -> StoredMethod:
     billed = link.billed
-    method = link.ledger.get_method(billed.firm.firm_id, billed.client.client_id, card_method_id(payment_id))
+    payment = link.ledger.get_payment(link.payable_id, payment_id)
+    assert payment is not None
+    assert payment.stored_method_id is not None
+    method = link.ledger.get_method(billed.firm.firm_id, billed.client.client_id, payment.stored_method_id)
     assert method is not None
     return method
 
@@ -257,7 +259,7 @@ def test_the_removal_link_is_stored_only_as_a_hash_and_expires_in_400_days(stack
 
     assert token not in snapshot
     assert item is not None
-    assert item.method_id == card_method_id(paid["payment_id"])
+    assert item.method_id == stored_card(link, paid["payment_id"]).method_id
     assert item.payment_id == paid["payment_id"]
     assert timedelta(days=399) < item.expires_at - datetime.now(UTC) <= timedelta(days=400)
     raw = stack.client("dynamodb").get_item(

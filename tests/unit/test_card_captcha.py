@@ -67,6 +67,28 @@ def test_verifier_accepts_only_an_explicit_success(siteverify: Siteverify, answe
     assert RecaptchaVerifier(siteverify.url, lambda: "s").verify("token", None) is False
 
 
+GOOGLE_V2 = {"success": True, "challenge_ts": "2026-12-04T16:00:00Z", "hostname": "pay.firm.example"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "accepted"),
+    [
+        (GOOGLE_V2, True),  # checkbox: no action in Google's answer
+        (GOOGLE_V2 | {"hostname": "cardtester.example"}, False),  # solved on another site
+        ({k: v for k, v in GOOGLE_V2.items() if k != "hostname"}, False),
+        (GOOGLE_V2 | {"score": 0.9, "action": "card_payment"}, True),
+        (GOOGLE_V2 | {"score": 0.9, "action": "login"}, False),  # made for another action
+        (GOOGLE_V2 | {"success": False, "error-codes": ["timeout-or-duplicate"]}, False),
+    ],
+)
+def test_verifier_checks_success_hostname_and_action(siteverify: Siteverify, answer: object, accepted: bool) -> None:
+    siteverify.answer = answer
+
+    verifier = RecaptchaVerifier(siteverify.url, lambda: "s", hostname="pay.firm.example")
+
+    assert verifier.verify("token", None) is accepted
+
+
 def test_verifier_reports_an_unreachable_service(siteverify: Siteverify) -> None:
     siteverify.status = 503
 

@@ -273,7 +273,7 @@ def test_three_d_secure_keeps_the_amount_reserved_until_completed(ledger: Ledger
     assert ledger.check_invariant(context.payable.payable_id).pending_minor == made.amount_minor
 
     stripe.authenticate(made.processor_intent_id or "", success=True)
-    done = card.complete_card(ledger, stripe, context.link, asked.payment.payment_id, IP, datetime.now(UTC))
+    done = card.complete_card(ledger, stripe, context.link, asked.payment.payment_id, datetime.now(UTC))
 
     assert card.card_result(done).status == "succeeded"
     assert done.balance_minor == 0
@@ -286,7 +286,7 @@ def test_failed_three_d_secure_charges_nothing_and_frees_the_balance(ledger: Led
     asked = submit(ledger, stripe, context, made.review_id)
 
     stripe.authenticate(made.processor_intent_id or "", success=False)
-    done = card.complete_card(ledger, stripe, context.link, asked.payment.payment_id, IP, datetime.now(UTC))
+    done = card.complete_card(ledger, stripe, context.link, asked.payment.payment_id, datetime.now(UTC))
 
     result = card.card_result(done)
     assert result.status == "failed"

@@ -18,7 +18,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PROD = {
     "STAGE": "prod",
     "LEDGER_TABLE": "firmpay-prod-ledger",
-    "IDEMPOTENCY_TABLE": "firmpay-prod-idempotency",
     "PUBLIC_BASE_URL": "https://pay.firm.example",
     "STRIPE_PUBLISHABLE_KEY": "pk_live_abc",
     "STRIPE_SECRET_KEY_PARAM": "/firmpay/prod/stripe/secret-key",

@@ -162,8 +162,19 @@ def test_given_a_bill_number_in_use_when_another_bill_takes_it_then_conflict(led
     billed = create_billed(ledger)
     admin.create_bill(ledger, billed.firm, bill_request(billed.client.client_id, "B-DUP"), NOW)
 
+    other = bill_request(billed.client.client_id, "B-DUP", memo="another matter")
     with pytest.raises(Conflict):
-        admin.create_bill(ledger, billed.firm, bill_request(billed.client.client_id, "B-DUP"), NOW)
+        admin.create_bill(ledger, billed.firm, other, NOW)
+
+
+def test_given_a_bill_created_when_the_same_request_comes_again_then_the_same_bill(ledger: Ledger) -> None:
+    billed = create_billed(ledger)
+    first = admin.create_bill(ledger, billed.firm, bill_request(billed.client.client_id, "B-AGAIN"), NOW)
+
+    again = admin.create_bill(ledger, billed.firm, bill_request(billed.client.client_id, "B-AGAIN"), NOW)
+
+    assert again.payable_id == first.payable_id
+    ledger.check_invariant(first.payable_id)
 
 
 def test_given_a_usd_firm_when_it_bills_in_cad_then_currency_mismatch(ledger: Ledger) -> None:

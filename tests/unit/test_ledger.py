@@ -109,7 +109,7 @@ def test_a_payable_with_a_payment_in_flight_cannot_be_voided(ledger: Ledger) -> 
 def test_payable_numbers_are_unique_per_firm(ledger: Ledger) -> None:
     billed = create_billed(ledger)
     with pytest.raises(Conflict):
-        ledger.create_payable(billed.payable.model_copy(update={"payable_id": "pbl_other"}))
+        ledger.create_payable(billed.payable.model_copy(update={"payable_id": "pbl_other", "memo": "another"}))
 
 
 def test_a_reissued_link_revokes_the_previous_one(ledger: Ledger) -> None:

@@ -14,8 +14,7 @@ import pytest
 from firmpay.emails.confirmations import MailSettings, payment_email, payment_email_context, send_payment_emails
 from firmpay.emails.notifications import EmailKind, PaymentChange
 from firmpay.ledger import Ledger
-from firmpay.models.ledger import Client, MethodSummary, Payable, Payment, PaymentStatus, StoredMethod
-from firmpay.payments.checkout import card_method_id
+from firmpay.models.ledger import Client, MethodSummary, Payable, Payment, PaymentStatus, StoredMethod, new_id
 from firmpay.payments.links import hash_token
 from firmpay.payments.method_removal import RemovalOffer, find_removal, removable_method
 from tests.support.autopay_stack import store_consent
@@ -130,7 +129,11 @@ def _stored_card_payment(ledger: Ledger, store: bool = True) -> tuple[Billed, Pa
     """A settled card payment; with ``store``, its card stored as the pay page stores it."""
     billed = create_billed(ledger)
     payment = card_payment(billed, 50_000).model_copy(
-        update={"store_method": store, "store_consent": store_consent() if store else None}
+        update={
+            "store_method": store,
+            "store_consent": store_consent() if store else None,
+            "stored_method_id": new_id("mth") if store else None,
+        }
     )
     assert ledger.reserve(payment)
     assert ledger.settle(payment)
@@ -138,8 +141,9 @@ def _stored_card_payment(ledger: Ledger, store: bool = True) -> tuple[Billed, Pa
     assert settled is not None
     if not store:
         return billed, settled, None
+    assert payment.stored_method_id is not None
     method = StoredMethod(
-        method_id=card_method_id(payment.payment_id),
+        method_id=payment.stored_method_id,
         firm_id=billed.firm.firm_id,
         client_id=billed.client.client_id,
         summary=payment.method,

@@ -25,7 +25,6 @@ class Settings(BaseModel):
 
     stage: str = "dev"
     ledger_table: str = "firmpay-ledger"
-    idempotency_table: str = "firmpay-idempotency"
     # Base of every link we hand out (pay links in emails, API answers), without trailing slash.
     public_base_url: str = "http://127.0.0.1:3000"
     pay_link_days: int = 90
@@ -72,7 +71,6 @@ DEV_STAGES = frozenset({"local", "dev"})
 # endpoints (STRIPE_API_BASE, ...) default to production's own addresses and stay optional.
 REQUIRED_OUTSIDE_DEV = (
     "ledger_table",
-    "idempotency_table",
     "public_base_url",
     "stripe_publishable_key",
     "stripe_secret_key_param",

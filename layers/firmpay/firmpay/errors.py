@@ -77,6 +77,11 @@ class AmountBelowMinimum(FirmPayError):
     default_message = "The amount is below the minimum payment."
 
 
+class AmountAboveMaximum(FirmPayError):
+    status, code = 422, "amount_above_maximum"
+    default_message = "The amount is above the most one payment can be; please pay in several parts."
+
+
 class CurrencyNotAccepted(FirmPayError):
     status, code = 422, "currency_mismatch"
     default_message = "The currency does not match the bill."
@@ -199,6 +204,7 @@ ERROR_CLASSES: tuple[type[FirmPayError], ...] = (
     PayableClosed,
     AmountOverBalance,
     AmountBelowMinimum,
+    AmountAboveMaximum,
     CurrencyNotAccepted,
     Conflict,
     ReviewExpired,

@@ -11,6 +11,10 @@ Locale = Literal["en-US", "en-CA", "fr-CA"]
 
 # Stripe's minimum charge for USD and CAD (0.50); below it the processor refuses the charge.
 MINIMUM_CHARGE_MINOR = 50
+# Stripe's maximum for one charge: "the amount value supports up to eight digits", 99999999 for a
+# USD charge of 999,999.99 (docs.stripe.com/currencies, "Minimum and maximum charge amounts");
+# CAD is two-decimal too. Above it Stripe refuses the PaymentIntent (amount_too_large).
+MAXIMUM_CHARGE_MINOR = 99_999_999
 # Upper bound for one amount: 10 million in major units. Keeps arithmetic far from any overflow
 # in DynamoDB numbers and JavaScript clients, and far above any real legal bill.
 MAXIMUM_AMOUNT_MINOR = 1_000_000_000

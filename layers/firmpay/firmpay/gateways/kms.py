@@ -14,9 +14,17 @@ if TYPE_CHECKING:
 
 @lru_cache(maxsize=1)
 def kms_client() -> KMSClient:
+    import botocore.config
     import botocore.session
 
-    return botocore.session.get_session().create_client("kms")  # type: ignore[return-value]
+    # botocore's defaults (60 s connect and read, 5 attempts) could outlast the function itself;
+    # like DynamoDB: 3 attempts of 2 s connect + the read timeout (docs/operations.md, Timeouts).
+    config = botocore.config.Config(
+        retries={"mode": "standard", "total_max_attempts": 3},
+        connect_timeout=2,
+        read_timeout=get_settings().aws_read_timeout_seconds,
+    )
+    return botocore.session.get_session().create_client("kms", config=config)  # type: ignore[return-value]
 
 
 class KmsVault:

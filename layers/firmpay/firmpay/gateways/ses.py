@@ -45,7 +45,10 @@ def ses_client() -> SESV2Client:
     # the message; send_raw retries only the answers that say it did not.
     read_timeout = 3 * get_settings().aws_read_timeout_seconds
     config = botocore.config.Config(
-        retries={"mode": "standard", "max_attempts": 1}, connect_timeout=2, read_timeout=read_timeout
+        # total_max_attempts, not max_attempts: botocore's max_attempts counts retries (1 = one resend)
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=2,
+        read_timeout=read_timeout,
     )
     return botocore.session.get_session().create_client("sesv2", config=config)  # type: ignore[return-value]
 

@@ -45,6 +45,12 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
+# Each Stripe request: up to 1 + STRIPE_NETWORK_RETRIES attempts (same Idempotency-Key) of a
+# 2 s connect and OUTBOUND_TIMEOUT_SECONDS read; the functions' timeouts are sized on it.
+STRIPE_NETWORK_RETRIES = 2
+STRIPE_CONNECT_TIMEOUT = 2.0
+
+
 def stripe_client() -> stripe.StripeClient:
     """The client for the current secret key: a rotated key is used within the secrets' max age."""
     return _stripe_client_for(get_secret(get_settings().stripe_secret_key_param))
@@ -59,8 +65,8 @@ def _stripe_client_for(secret_key: str) -> stripe.StripeClient:
         secret_key,
         stripe_version=STRIPE_API_VERSION,
         base_addresses={"api": settings.stripe_api_base},
-        max_network_retries=2,
-        http_client=stripe.RequestsClient(timeout=(2.0, settings.outbound_timeout_seconds)),
+        max_network_retries=STRIPE_NETWORK_RETRIES,
+        http_client=stripe.RequestsClient(timeout=(STRIPE_CONNECT_TIMEOUT, settings.outbound_timeout_seconds)),
     )
 
 

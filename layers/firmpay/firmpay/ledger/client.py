@@ -22,7 +22,8 @@ def dynamodb_client() -> DynamoDBClient:
     from firmpay.config import get_settings
 
     config = botocore.config.Config(
-        retries={"mode": "standard", "max_attempts": 3},
+        # 4 attempts in all, as before (botocore's max_attempts: 3 counted retries): said plainly
+        retries={"mode": "standard", "total_max_attempts": 4},
         connect_timeout=2,
         read_timeout=get_settings().aws_read_timeout_seconds,
         max_pool_connections=32,

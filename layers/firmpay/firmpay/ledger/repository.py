@@ -15,8 +15,10 @@ balance`` holds for every payable at every moment, whatever runs concurrently:
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -59,7 +61,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DailyLimit:
-    """A counter checked and bumped inside the reserve transaction (e.g. eCheck payments per day)."""
+    """A ``RATE#`` counter checked and bumped inside a transaction (eCheck payments per day, card
+    attempts per link and per IP): one slot is taken while ``hits < limit``, else ``error``."""
 
     scope: str
     window: str
@@ -140,7 +143,7 @@ class Ledger:
         found.pop("entity", None)
         return found
 
-    def _transact(self, items: list[dict[str, Any]]) -> list[str | None]:
+    def _transact(self, items: list[dict[str, Any]], client_request_token: str | None = None) -> list[str | None]:
         """Run a transaction; on a failed condition return each item's cancellation code.
 
         A cancellation for any other reason says nothing about the conditions: another
@@ -150,13 +153,22 @@ class Ledger:
         ``ServiceUnavailable`` (503 with Retry-After: the client tries again, nothing changed).
         A request DynamoDB finds invalid (``ValidationError``, ``ItemCollectionSizeLimitExceeded``)
         would fail the same way every time: ``TransactionRefused``, never retried.
+
+        ``client_request_token`` (DynamoDB's idempotency token, 10 minutes) replaces the one
+        botocore draws per call, when the caller can derive it from the request itself.
         """
         from botocore.exceptions import ClientError
 
         for attempt in range(_TRANSACT_ATTEMPTS):
             try:
                 with dynamodb_errors():
-                    self._db.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+                    if client_request_token is None:
+                        self._db.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+                    else:
+                        self._db.transact_write_items(
+                            TransactItems=items,  # type: ignore[arg-type]
+                            ClientRequestToken=client_request_token,
+                        )
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
@@ -236,39 +248,54 @@ class Ledger:
 
     # -- payables --------------------------------------------------------------------------------
 
-    def create_payable(self, payable: Payable) -> None:
-        """Store a new payable; its number must be unique per firm and kind."""
+    def create_payable(self, payable: Payable) -> Payable:
+        """Store a new payable; its number must be unique per firm and kind.
+
+        Returns the stored payable. A repeat of the same request (the firm retrying after its
+        answer was lost: same client, number, dates, items and memo) returns the payable the first
+        call made instead of a 409; another payable under a used number is a ``Conflict``. The
+        transaction's ``ClientRequestToken`` is derived from the payable, so the SDK's own retries
+        of it (a lost DynamoDB answer) are applied once by DynamoDB for 10 minutes.
+        """
         guard = keys.payable_number(payable.firm_id, payable.kind, payable.number)
-        codes = self._transact(
-            [
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": self._put(
-                            keys.payable(payable.payable_id),
-                            "payable",
-                            payable,
-                            gsi1pk=f"FIRM#{payable.firm_id}",
-                            gsi1sk=f"PAYABLE#{_iso(payable.created_at)}",
-                        ),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": {
-                            **guard,
-                            "entity": {"S": "number"},
-                            "payable_id": to_attr(payable.payable_id),
-                        },
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-            ]
-        )
-        if codes:
-            raise Conflict(f"A {payable.kind.replace('_', ' ')} numbered {payable.number} already exists.")
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._put(
+                        keys.payable(payable.payable_id),
+                        "payable",
+                        payable,
+                        gsi1pk=f"FIRM#{payable.firm_id}",
+                        gsi1sk=f"PAYABLE#{_iso(payable.created_at)}",
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {
+                        **guard,
+                        "entity": {"S": "number"},
+                        "payable_id": to_attr(payable.payable_id),
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
+        token = hashlib.sha256(payable.model_dump_json().encode()).hexdigest()[:36]
+        codes = self._transact(items, client_request_token=token)
+        if not codes:
+            return payable
+        existing = self._payable_numbered(payable.firm_id, payable.kind, payable.number)
+        if existing is not None and _same_request(existing, payable):
+            return existing
+        raise Conflict(f"A {payable.kind.replace('_', ' ')} numbered {payable.number} already exists.")
+
+    def _payable_numbered(self, firm_id: str, kind: str, number: str) -> Payable | None:
+        guard = self._get(keys.payable_number(firm_id, kind, number))
+        return self.get_payable(str(guard["payable_id"])) if guard and guard.get("payable_id") else None
 
     def get_payable(self, payable_id: str) -> Payable | None:
         item = self._get(keys.payable(payable_id))
@@ -454,6 +481,7 @@ class Ledger:
         payment: Payment,
         daily_limit: DailyLimit | None = None,
         idempotency: IdempotencyRecord | None = None,
+        attempt_slots: Sequence[DailyLimit] = (),
     ) -> bool:
         """Move ``payment.amount`` from balance to pending and write the PENDING payment row.
 
@@ -462,6 +490,9 @@ class Ledger:
         ``daily_limit.error`` when the optional per-day counter (same transaction) is full.
         With ``idempotency`` (a firm's key, autopay), the ``IDEM#`` item is written in the same
         transaction; ``IdempotencyKeyTaken`` when the key already made another payment.
+        ``attempt_slots`` (card-testing counters) each take one slot in the same transaction, so
+        no more attempts than their limits can ever reach the processor; a full one raises its
+        ``error``.
         """
         items: list[dict[str, Any]] = [
             {
@@ -492,20 +523,7 @@ class Ledger:
             },
         ]
         if daily_limit is not None:
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": keys.counter(daily_limit.scope, daily_limit.window),
-                        "UpdateExpression": "SET hits = if_not_exists(hits, :zero) + :one, expires_at = :ttl, "
-                        "entity = :entity",
-                        "ConditionExpression": "attribute_not_exists(hits) OR hits < :limit",
-                        "ExpressionAttributeValues": _values(
-                            zero=0, one=1, ttl=daily_limit.expires_at, limit=daily_limit.limit, entity="counter"
-                        ),
-                    }
-                }
-            )
+            items.append(self._counter_slot_item(daily_limit))
         if idempotency is not None:
             items.append(
                 {
@@ -520,15 +538,24 @@ class Ledger:
                     }
                 }
             )
+        slots_from = len(items)
+        items.extend(self._counter_slot_item(slot) for slot in attempt_slots)
         codes = self._transact(items)
         if not codes:
             return True
-        if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+
+        def failed(index: int) -> bool:
+            return index < len(codes) and codes[index] == "ConditionalCheckFailed"
+
+        if failed(1):
             return False
-        if idempotency is not None and codes[-1] == "ConditionalCheckFailed" and len(codes) == len(items):
+        if idempotency is not None and failed(slots_from - 1):
             raise IdempotencyKeyTaken(idempotency.idempotency_key)
-        if daily_limit is not None and len(codes) > 2 and codes[2] == "ConditionalCheckFailed" and not codes[0]:
+        if daily_limit is not None and failed(2) and not codes[0]:
             raise daily_limit.error
+        for offset, slot in enumerate(attempt_slots):
+            if failed(slots_from + offset) and not codes[0]:
+                raise slot.error
         payable = self.get_payable(payment.payable_id)
         if payable is None:
             raise NotFound("No such bill or trust request.")
@@ -621,6 +648,8 @@ class Ledger:
                 }
             },
         ]
+        if status is PaymentStatus.SUCCEEDED:
+            items.extend(self._give_back_slot_item(scope, window) for scope, window in payment.attempt_slots)
         codes = self._transact(items)
         if not codes:
             return True
@@ -971,6 +1000,50 @@ class Ledger:
             (scope, window): int(found.get((f"RATE#{scope}", window), {}).get("hits", 0)) for scope, window in counters
         }
 
+    def _counter_slot_item(self, slot: DailyLimit) -> dict[str, Any]:
+        """A transaction item taking one slot of a ``RATE#`` counter while it is under its limit."""
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": keys.counter(slot.scope, slot.window),
+                "UpdateExpression": "SET hits = if_not_exists(hits, :zero) + :one, expires_at = :ttl, entity = :entity",
+                "ConditionExpression": "attribute_not_exists(hits) OR hits < :limit",
+                "ExpressionAttributeValues": _values(
+                    zero=0, one=1, ttl=slot.expires_at, limit=slot.limit, entity="counter"
+                ),
+            }
+        }
+
+    def _give_back_slot_item(self, scope: str, window: str) -> dict[str, Any]:
+        """A transaction item returning one slot of a ``RATE#`` counter. Unconditional, so it can
+        never make the settle it rides on fail; a counter removed meanwhile comes back at -1 (one
+        more attempt in that window) and still expires."""
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": keys.counter(scope, window),
+                "UpdateExpression": "SET hits = if_not_exists(hits, :zero) - :one, "
+                "expires_at = if_not_exists(expires_at, :ttl), entity = :entity",
+                "ExpressionAttributeValues": _values(
+                    zero=0, one=1, ttl=int(time.time()) + 2 * 86_400, entity="counter"
+                ),
+            }
+        }
+
+    def take_counter_slots(self, slots: Sequence[DailyLimit]) -> None:
+        """Take one slot of each counter in one transaction (all or none); the first full one raises its ``error``."""
+        codes = self._transact([self._counter_slot_item(slot) for slot in slots])
+        for code, slot in zip(codes, slots, strict=False):
+            if code == "ConditionalCheckFailed":
+                raise slot.error
+        if codes:
+            raise ServiceUnavailable()
+
+    def give_back_counter_slots(self, slots: Sequence[DailyLimit]) -> None:
+        """Return one slot of each counter, in one request: the attempt they counted did not fail."""
+        if slots:
+            self._transact([self._give_back_slot_item(slot.scope, slot.window) for slot in slots])
+
     def take_rate_slot(self, scope: str, window: str, limit: int, expires_at: int) -> bool:
         """Count one use of ``scope`` in ``window``; False (nothing counted) once ``limit`` is reached."""
         from botocore.exceptions import ClientError
@@ -1208,3 +1281,20 @@ def _strip(item: dict[str, Any]) -> dict[str, Any]:
     for name in _KEY_ATTRIBUTES:
         item.pop(name, None)
     return item
+
+
+def _same_request(stored: Payable, asked: Payable) -> bool:
+    """Whether ``asked`` repeats the request that created ``stored`` (ids and times aside)."""
+    fields = (
+        "firm_id",
+        "client_id",
+        "kind",
+        "number",
+        "issued_on",
+        "due_on",
+        "currency",
+        "line_items",
+        "memo",
+        "total_minor",
+    )
+    return all(getattr(stored, name, None) == getattr(asked, name, None) for name in fields)

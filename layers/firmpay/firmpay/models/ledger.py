@@ -324,6 +324,9 @@ class Payment(Item):
     mandate: Mandate | None = None
     return_code: str | None = None
     stored_method_id: str | None = None
+    # Card-testing counter slots (scope, window) this attempt took at reserve; a success gives
+    # them back in the settle transaction (a failed attempt keeps them).
+    attempt_slots: list[tuple[str, str]] = Field(default_factory=list)
     failure_code: str | None = None
     failure_message: str | None = None
     refunded_minor: int = 0

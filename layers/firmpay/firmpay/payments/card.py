@@ -36,8 +36,9 @@ from firmpay.payments.card_testing import (
     DEFAULT_LIMITS,
     CardTestingLimits,
     attempt_counters,
+    attempt_slots,
     check_attempt,
-    record_failure,
+    give_back,
 )
 from firmpay.payments.checkout import (
     STORE_METHOD_TEXT,
@@ -113,11 +114,15 @@ def create_card_review(
     check_amount(context.payable, amount_minor)
     counters = attempt_counters(context.link.token_hash, ip_address, now, limits)
     verified = check_attempt(ledger.read_counters(counters.keys), counters, limits, verifier, captcha_token, ip_address)
+    # The attempt's slot is taken before Stripe hears of the card; a refused card keeps it.
+    slots = attempt_slots(counters, limits, verified)
+    ledger.take_counter_slots(slots)
     try:
         card = processor.card_details(payment_method_id)
     except ValueError as error:
         raise InvalidPaymentMethod() from error
     except ProcessorUnavailable as error:
+        give_back(ledger, slots)
         raise ServiceUnavailable() from error
     if card.customer_id and card.customer_id != context.client.processor_customer_id:
         # Someone else's saved card: Stripe would refuse it, and we never reveal whose it is.
@@ -130,18 +135,26 @@ def create_card_review(
         exp_year=card.exp_year,
         holder_name=billing.name,
     )
-    return create_review(
-        ledger,
-        processor,
-        context,
-        amount_minor,
-        method,
-        payment_method_id,
-        now,
-        ttl_seconds,
-        billing=billing,
-        extra={"human_verified": True} if verified else None,
-    )
+    try:
+        review = create_review(
+            ledger,
+            processor,
+            context,
+            amount_minor,
+            method,
+            payment_method_id,
+            now,
+            ttl_seconds,
+            billing=billing,
+            extra={"human_verified": True} if verified else None,
+        )
+    except InvalidPaymentMethod:
+        raise  # the card was refused: a failed attempt keeps its slot
+    except Exception:
+        give_back(ledger, slots)
+        raise
+    give_back(ledger, slots)
+    return review
 
 
 def submit_card(
@@ -168,13 +181,18 @@ def submit_card(
         raise ReviewExpired()
     if review.method.type != "card" or review.client_id != link.client_id:
         raise InvalidRequest("This review is not a card review of this link.")
-    check_attempt(state.counts, counters, limits, verifier, captcha_token, ip_address, review.human_verified)
+    verified = check_attempt(state.counts, counters, limits, verifier, captcha_token, ip_address, review.human_verified)
     store_consent = (
         consent(STORE_METHOD_TEXT.format(firm=firm.name), STORE_METHOD_TEXT_VERSION, now, ip_address, user_agent)
         if store_method
         else None
     )
-    payment, created = open_payment(ledger, review, payable, now, store_consent=store_consent)
+    # The attempt slots are taken in the reserve transaction itself: the counters read above only
+    # decide whether to ask for reCAPTCHA; the transaction is what stops the 4th parallel submit.
+    # Whoever settles the payment (this submit, complete, the webhook, the sweep) gives them back
+    # in the settle transaction; a declined or abandoned attempt keeps them.
+    slots = attempt_slots(counters, limits, verified)
+    payment, created = open_payment(ledger, review, payable, now, store_consent=store_consent, attempt_slots=slots)
     if payment.status is PaymentStatus.PENDING:
         try:
             payment = confirm_payment(ledger, processor, payment)
@@ -186,8 +204,6 @@ def submit_card(
     client_secret = None
     if payment.status is PaymentStatus.REQUIRES_ACTION:
         client_secret = _client_secret(processor, payment)
-    if created and payment.status is PaymentStatus.FAILED:
-        record_failure(ledger, counters)
     remember_card(ledger, payment, now)
     if created:
         # The payable as read before the reserve, less this payment unless it was released: no
@@ -204,11 +220,10 @@ def complete_card(
     processor: PaymentProcessor,
     link: PayLink,
     payment_id: str,
-    ip_address: str,
     now: datetime,
-    limits: CardTestingLimits = DEFAULT_LIMITS,
 ) -> CardOutcome:
-    """After the 3-D Secure challenge: read the intent from Stripe and apply it."""
+    """After the 3-D Secure challenge: read the intent from Stripe and apply it (the attempt's
+    card-testing slots, taken at submit, go back in the settle transaction if it succeeded)."""
     payment = ledger.get_payment(link.payable_id, payment_id)
     if payment is None or payment.method.type != "card" or payment.client_id != link.client_id:
         raise NotFound("No such payment.")
@@ -221,10 +236,7 @@ def complete_card(
                 intent = _confirm_after_action(processor, payment)
         except ProcessorUnavailable as error:
             raise ServiceUnavailable() from error
-        before = payment
         payment = apply_intent(ledger, payment, intent)
-        if before.reserved and payment.status is PaymentStatus.FAILED:
-            record_failure(ledger, attempt_counters(link.token_hash, ip_address, now, limits))
         if payment.status is PaymentStatus.REQUIRES_ACTION:
             client_secret = intent.client_secret
     remember_card(ledger, payment, now)

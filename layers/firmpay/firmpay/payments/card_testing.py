@@ -1,11 +1,23 @@
-"""Card-testing defence: failed card attempts per pay link and per IP, then reCAPTCHA.
+"""Card-testing defence: card attempts per pay link and per IP, then reCAPTCHA.
 
-Fraudsters "test" stolen card numbers on any form that charges small amounts. Every declined or
-failed card attempt bumps two hourly counters (``RATE#`` items with a TTL): one for the pay link,
-one for the caller's IP (hashed: the counters need no readable address). Past either limit, review
-and submit answer 429 ``captcha_required`` unless the request carries a reCAPTCHA token that the
-verifier accepts. A review made with a valid token is marked ``human_verified`` so its one submit
-does not ask again. API Gateway's WAF rate rules sit in front of this for raw request floods.
+Fraudsters "test" stolen card numbers on any form that charges small amounts. Two hourly counters
+(``RATE#`` items with a TTL) hold the card attempts that failed or are still in flight: one for
+the pay link, one for the caller's IP (hashed: the counters need no readable address).
+
+The slot is taken **before** Stripe is called and atomically, so concurrent requests can never
+get more attempts through than the limit (reading the counters first and bumping them after
+Stripe answered let 20 parallel submits of prepared reviews all through):
+
+- a submit takes a slot of both counters inside the reserve transaction (``attempt_slots``); a
+  review takes one in its own conditional transaction before it asks Stripe about the card;
+- the slot is given back when the attempt did not fail (the review was made, the charge
+  succeeded), and kept when it failed (declined, refused card) or its outcome is still open.
+
+Past either limit, review and submit answer 429 ``captcha_required`` unless the request carries a
+reCAPTCHA token the verifier accepts; a verified attempt still counts, up to a ceiling. A review
+made with a valid token is marked ``human_verified`` so its one submit does not ask again. The
+optional WAF web ACL (template parameter ``PayRouteRateLimit``) rate-limits raw request floods on
+the pay routes in front of this.
 """
 
 from __future__ import annotations
@@ -16,7 +28,7 @@ from datetime import datetime
 
 from firmpay.errors import CaptchaRequired, ServiceUnavailable
 from firmpay.gateways.captcha import CaptchaUnavailable, CaptchaVerifier
-from firmpay.ledger import Ledger
+from firmpay.ledger import DailyLimit, Ledger
 from firmpay.observability import logger
 
 Counter = tuple[str, str]
@@ -91,6 +103,29 @@ def check_attempt(
         return already_verified
     require_human(verifier, captcha_token, ip_address)
     return True
+
+
+def attempt_slots(counters: AttemptCounters, limits: CardTestingLimits, verified: bool) -> list[DailyLimit]:
+    """One slot of each counter for an attempt about to reach Stripe; a verified human's attempt
+    counts too but is only stopped at the ceiling."""
+    return [
+        DailyLimit(
+            scope=scope,
+            window=window,
+            limit=COUNTER_CEILING if verified else limit,
+            expires_at=counters.expires_at,
+            error=CaptchaRequired(),
+        )
+        for (scope, window), limit in ((counters.link, limits.failures_per_link), (counters.ip, limits.failures_per_ip))
+    ]
+
+
+def give_back(ledger: Ledger, slots: list[DailyLimit]) -> None:
+    """The attempt did not fail (review made, charge succeeded): its slots are free again."""
+    try:
+        ledger.give_back_counter_slots(slots)
+    except ServiceUnavailable:  # the slot then stays counted until the window ends: only stricter
+        logger.warning("could not give back a card-attempt slot")
 
 
 def record_failure(ledger: Ledger, counters: AttemptCounters) -> None:

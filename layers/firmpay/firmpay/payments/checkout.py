@@ -16,10 +16,12 @@ The order of events is what keeps money exact:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from firmpay.errors import (
+    AmountAboveMaximum,
     AmountBelowMinimum,
     AmountOverBalance,
     PayableClosed,
@@ -43,7 +45,7 @@ from firmpay.models.ledger import (
     StoredMethod,
     new_id,
 )
-from firmpay.money import MINIMUM_CHARGE_MINOR
+from firmpay.money import MAXIMUM_CHARGE_MINOR, MINIMUM_CHARGE_MINOR
 from firmpay.payments.processor import (
     ConfirmRequest,
     Intent,
@@ -92,7 +94,8 @@ def estimated_fee(method: MethodType, amount_minor: int) -> int:
 
 
 def check_amount(payable: Payable, amount_minor: int) -> None:
-    """A payment must be at least the processor's minimum and at most the balance due."""
+    """A payment must be at least the processor's minimum, at most the balance due and at most
+    the processor's maximum for one charge."""
     if not payable.open_for_payment:
         if payable.voided_at is not None:
             raise PayableClosed("This bill was cancelled by the firm and can no longer be paid.")
@@ -103,6 +106,9 @@ def check_amount(payable: Payable, amount_minor: int) -> None:
         raise AmountOverBalance(balance_minor=payable.balance_minor)
     if amount_minor < min(MINIMUM_CHARGE_MINOR, payable.balance_minor):
         raise AmountBelowMinimum(minimum_minor=MINIMUM_CHARGE_MINOR)
+    if amount_minor > MAXIMUM_CHARGE_MINOR:
+        # One charge cannot be larger at Stripe: the client pays a large balance in parts.
+        raise AmountAboveMaximum(maximum_minor=MAXIMUM_CHARGE_MINOR)
 
 
 def ensure_customer(ledger: Ledger, processor: PaymentProcessor, client: Client) -> str:
@@ -216,12 +222,14 @@ def open_payment(
     mandate: Mandate | None = None,
     daily_limit: DailyLimit | None = None,
     idempotency: IdempotencyRecord | None = None,
+    attempt_slots: Sequence[DailyLimit] = (),
 ) -> tuple[Payment, bool]:
     """Reserve the review's amount and write the PENDING payment (one transaction).
 
     Returns ``(payment, created)``; ``created`` is False when this review was already submitted
     (double click, reload, second tab): the caller then continues with the existing payment.
-    ``idempotency`` (autopay) takes the firm's key in the same transaction.
+    ``idempotency`` (autopay) takes the firm's key in the same transaction, ``attempt_slots``
+    (card-testing counters) one slot of each.
     """
     payment_id = payment_id_for(review.review_id)
     payment = Payment(
@@ -243,13 +251,18 @@ def open_payment(
         billing=review.billing,
         store_method=store_consent is not None,
         store_consent=store_consent,
+        # A card's METHOD id is drawn now and written ahead with the payment, so the submit, the
+        # webhook and the sweep store one method between them. It is random: nothing the pay page
+        # shows (payment id, reference, intent) lets anyone compute it.
+        stored_method_id=new_id("mth") if store_consent is not None and review.method.type == "card" else None,
+        attempt_slots=[(slot.scope, slot.window) for slot in attempt_slots],
         mandate=mandate,
         created_at=now,
         updated_at=now,
     )
     try:
         check_amount(payable, review.amount_minor)
-        created = ledger.reserve(payment, daily_limit, idempotency)
+        created = ledger.reserve(payment, daily_limit, idempotency, attempt_slots)
     except (PayableClosed, AmountOverBalance) as error:
         if existing := ledger.get_payment(review.payable_id, payment_id):
             return existing, False  # this review was submitted before and took the balance
@@ -343,18 +356,14 @@ def apply_intent(ledger: Ledger, payment: Payment, intent: Intent) -> Payment:
     return current
 
 
-def card_method_id(payment_id: str) -> str:
-    """The id of the card a payment stores: deterministic, so the submit, the webhook and the
-    sweep store one method between them (and its confirmation email can find it)."""
-    return "mth_" + hashlib.sha256(payment_id.encode()).hexdigest()[:24]
-
-
 def stored_method_from(payment: Payment, intent_method_id: str, now: datetime) -> StoredMethod | None:
     """The METHOD record for a succeeded payment whose client consented to storing it."""
     if not payment.store_method or payment.store_consent is None or payment.processor_customer_id is None:
         return None
+    if payment.stored_method_id is None:  # written before card method ids were drawn at submit
+        return None
     return StoredMethod(
-        method_id=card_method_id(payment.payment_id),
+        method_id=payment.stored_method_id,
         firm_id=payment.firm_id,
         client_id=payment.client_id,
         summary=payment.method,

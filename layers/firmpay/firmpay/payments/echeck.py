@@ -224,11 +224,24 @@ def start_bank_link(linker: BankLinker, firm: Firm, client_id: str) -> LinkToken
         raise bank_error(error) from error
 
 
-def _remove_quietly(linker: BankLinker, access_token: str) -> None:
+def remove_stored_bank_item(linker: BankLinker, vault: TokenVault, method: StoredMethod) -> None:
+    """Remove the Plaid item behind a stored bank account that will never be debited again
+    (revoked by the firm or the client): Plaid's ``/item/remove`` ends our access to the account.
+    A card, or a method without a Plaid token, has nothing to remove."""
+    if method.summary.type != "echeck" or not method.encrypted_access_token:
+        return
+    access_token = vault.decrypt(method.encrypted_access_token, _vault_context(method.firm_id, method.client_id))
+    if _remove_quietly(linker, access_token):
+        logger.info("Plaid item of a revoked bank method removed", extra={"method_id": method.method_id})
+
+
+def _remove_quietly(linker: BankLinker, access_token: str) -> bool:
     try:
         linker.remove_item(access_token)
     except BankLinkError:
         logger.warning("could not remove a Plaid item; it expires unused")
+        return False
+    return True
 
 
 def connect_bank_account(

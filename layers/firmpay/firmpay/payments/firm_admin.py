@@ -20,6 +20,7 @@ or transaction, so a refused request changes nothing in the ledger.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 from firmpay.errors import CurrencyNotAccepted, Forbidden, NotFound, PayableClosed, ServiceUnavailable
@@ -137,7 +138,8 @@ def _check_currency(firm: Firm, currency: str) -> None:
 def create_bill(ledger: Ledger, firm: Firm, request: CreateBillRequest, now: datetime) -> PayableOut:
     """A bill for one of the firm's clients; its total (and opening balance) is the sum of its items.
 
-    A bill number already used by the firm is a 409 ``conflict``.
+    A bill number already used by the firm is a 409 ``conflict``, unless this is the same request
+    again (a retry after a lost answer): then the bill it made is the answer.
     """
     _check_currency(firm, request.currency)
     client = client_of(ledger, firm, request.client_id)
@@ -158,8 +160,7 @@ def create_bill(ledger: Ledger, firm: Firm, request: CreateBillRequest, now: dat
         balance_minor=total,
         created_at=now,
     )
-    ledger.create_payable(payable)
-    return PayableOut.of(payable)
+    return PayableOut.of(ledger.create_payable(payable))
 
 
 def create_trust_request(ledger: Ledger, firm: Firm, request: CreateTrustRequestRequest, now: datetime) -> PayableOut:
@@ -180,8 +181,7 @@ def create_trust_request(ledger: Ledger, firm: Firm, request: CreateTrustRequest
         balance_minor=request.amount_minor,
         created_at=now,
     )
-    ledger.create_payable(payable)
-    return PayableOut.of(payable)
+    return PayableOut.of(ledger.create_payable(payable))
 
 
 def payable_of(ledger: Ledger, firm: Firm, payable_id: str) -> tuple[Payable, list[Payment]]:
@@ -293,9 +293,15 @@ def method_of(ledger: Ledger, firm: Firm, client_id: str, method_id: str) -> Sto
     return method
 
 
-def revoke_method(ledger: Ledger, processor: PaymentProcessor, method: StoredMethod) -> StoredMethod:
+def revoke_method(
+    ledger: Ledger,
+    processor: PaymentProcessor,
+    method: StoredMethod,
+    forget_bank_item: Callable[[StoredMethod], None] | None = None,
+) -> StoredMethod:
     """Never charge ``method`` again: revoked in the ledger first (autopay and plans check it),
-    then detached from the client's customer at Stripe. Revoking again retries the detach.
+    then detached from the client's customer at Stripe and, for a bank account, its Plaid item
+    removed (``forget_bank_item``). Revoking again retries the detach and the removal.
     """
     if method.status != "revoked":
         ledger.set_method_status(method, "revoked")
@@ -303,4 +309,6 @@ def revoke_method(ledger: Ledger, processor: PaymentProcessor, method: StoredMet
         processor.detach_method(method.processor_customer_id, method.processor_method_id)
     except ProcessorUnavailable as error:
         raise ServiceUnavailable("The method is revoked; removing it at the processor failed, try again.") from error
+    if forget_bank_item is not None and method.summary.type == "echeck":
+        forget_bank_item(method)
     return method.model_copy(update={"status": "revoked"})

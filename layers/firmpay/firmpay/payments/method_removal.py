@@ -15,6 +15,7 @@ same single read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -22,7 +23,6 @@ from typing import Literal
 from firmpay.errors import NotFound, ServiceUnavailable
 from firmpay.ledger import Ledger
 from firmpay.models.ledger import Firm, MethodRemovalLink, Payment, StoredMethod
-from firmpay.payments.checkout import card_method_id
 from firmpay.payments.links import TOKEN_PATTERN, hash_token, new_token
 from firmpay.payments.processor import PaymentProcessor
 
@@ -62,13 +62,13 @@ def removal_url(base_url: str, token: str) -> str:
 def removable_method(ledger: Ledger, payment: Payment) -> StoredMethod | None:
     """The method the client stored with ``payment``, while it is active (None if never stored).
 
-    A card's id follows from the payment's. An eCheck's is recorded on the payment just after the
-    debit is submitted, so the stream image announcing the debit may predate it: the ledger's copy
-    of the payment has it.
+    A card's id is written with the payment (drawn at submit). An eCheck's is recorded on the
+    payment just after the debit is submitted, so the stream image announcing the debit may
+    predate it: the ledger's copy of the payment has it.
     """
     if not payment.store_method:
         return None
-    method_id = card_method_id(payment.payment_id) if payment.method.type == "card" else payment.stored_method_id
+    method_id = payment.stored_method_id
     if method_id is None:
         current = ledger.get_payment(payment.payable_id, payment.payment_id)
         method_id = current.stored_method_id if current is not None else None
@@ -111,8 +111,26 @@ def find_removal(ledger: Ledger, token: str, now: datetime) -> RemovalView:
     return RemovalView(firm=firm, method=method)
 
 
+def plaid_item_remover() -> Callable[[StoredMethod], None]:
+    """Removes a revoked bank method's Plaid item with the production gateways (Plaid, KMS);
+    plaid-python is imported only when a bank method is revoked."""
+
+    def forget(method: StoredMethod) -> None:
+        from firmpay.gateways.kms import KmsVault
+        from firmpay.gateways.plaid_gateway import PlaidGateway
+        from firmpay.payments.echeck import remove_stored_bank_item
+
+        remove_stored_bank_item(PlaidGateway(), KmsVault(), method)
+
+    return forget
+
+
 def remove_method(
-    ledger: Ledger, processor: PaymentProcessor, token: str, now: datetime
+    ledger: Ledger,
+    processor: PaymentProcessor,
+    token: str,
+    now: datetime,
+    forget_bank_item: Callable[[StoredMethod], None] | None = None,
 ) -> tuple[RemovalView, RemovalResult]:
     """Revoke the link's method (ledger, then Stripe). ``already_removed`` when it was revoked
     before (by the client or the firm); ``retry`` when it is revoked but the detach at Stripe failed.
@@ -122,7 +140,7 @@ def remove_method(
     view = find_removal(ledger, token, now)
     result: RemovalResult = "already_removed" if view.removed else "removed"
     try:
-        revoked = revoke_method(ledger, processor, view.method)
+        revoked = revoke_method(ledger, processor, view.method, forget_bank_item)
     except ServiceUnavailable:
         revoked, result = view.method.model_copy(update={"status": "revoked"}), "retry"
     return RemovalView(firm=view.firm, method=revoked), result
