@@ -106,3 +106,11 @@ def test_a_production_function_stops_at_init_with_one_line_naming_the_setting() 
     ]
     assert logged[0]["level"] == "CRITICAL"
     assert "127.0.0.1" not in init.stdout + init.stderr
+
+
+def test_every_required_setting_is_a_setting() -> None:
+    """A name dropped from Settings (the idempotency table was) must leave the required list too,
+    or a production init fails with a KeyError instead of naming what is missing."""
+    from firmpay.config import REQUIRED_OUTSIDE_DEV, Settings
+
+    assert set(REQUIRED_OUTSIDE_DEV) <= set(Settings.model_fields)
