@@ -144,15 +144,20 @@ def worst_cases() -> dict[str, float]:
     from firmpay.gateways import kms, ses, stripe_gateway
     from firmpay.ledger import client
 
-    settings = get_settings()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_DEFAULT_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+        # The deployed values (the template sets neither): a local stack started by an earlier
+        # test raises both for a loaded two-core machine.
+        patch.delenv("OUTBOUND_TIMEOUT_SECONDS", raising=False)
+        patch.delenv("AWS_READ_TIMEOUT_SECONDS", raising=False)
+        get_settings.cache_clear()
         try:
+            settings = get_settings()
             dynamodb = botocore_worst_case(client.dynamodb_client()._client_config)
             kms_call = botocore_worst_case(kms.kms_client()._client_config)
             ses_config = ses.ses_client()._client_config
         finally:
-            for cached in (client.dynamodb_client, kms.kms_client, ses.ses_client):
+            for cached in (client.dynamodb_client, kms.kms_client, ses.ses_client, get_settings):
                 cached.cache_clear()
     # send_raw: ATTEMPTS sends, no SDK retries, sleeping 0.05 * 2**n between them
     ses_call = ses.ATTEMPTS * (ses_config.connect_timeout + ses_config.read_timeout) + sum(
