@@ -254,7 +254,10 @@ def touched_payables() -> Iterator[set[str]]:
         @functools.wraps(real)
         def wrapper(self: Ledger, first: Any, *args: Any, **kwargs: Any) -> Any:
             answer = real(self, first, *args, **kwargs)
-            touched.add(payable_of(first))  # once it worked: a refused payable was never created
+            # Once it worked (a refused payable was never created); a repeated creation answers
+            # with the payable made the first time, under its own id.
+            stored = answer if name == "create_payable" and answer is not None else first
+            touched.add(payable_of(stored))
             return answer
 
         return wrapper
