@@ -212,4 +212,7 @@ def build_app() -> Any:
     from local.stripe_emulator import refunds  # refunds: reason, over-refund checks, charge.refunded events
 
     refunds.install(app)
+    from local.stripe_emulator import minimums  # amount_too_small under 0.50
+
+    minimums.install()
     return app
