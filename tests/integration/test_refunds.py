@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from firmpay.errors import ServiceUnavailable
-from firmpay.models.ledger import MethodSummary, PaymentStatus
 from firmpay.payments import refunds as refund_cases
 from local.stack import LocalStack
 from tests.integration.conftest import OTHER_KEY, FirmClient, table_snapshot
@@ -28,6 +27,7 @@ from tests.support.card_stack import (
     set_webhook_delivery,
     signed_event,
 )
+from tests.support.echeck_stack import open_echeck_link, stripe_test_control
 from tests.support.factories import card_payment
 from tests.support.stripe_controls import advance_stripe_clock, finish_refund, refunds_start_pending
 
@@ -241,38 +241,47 @@ def test_refunds_of_payments_that_did_not_succeed_are_refused(stack: LocalStack)
     link.invariant()
 
 
-def test_an_echeck_payment_is_refundable_only_once_settled(stack: LocalStack) -> None:
-    # The ACH emulator is another engineer's: the eCheck payment is written through the Ledger,
-    # on a PaymentIntent that succeeded at the Stripe emulator (standing in for the ACH debit).
-    link = open_link(stack)
-    intent = link.stripe.v1.payment_intents.create(
-        params={"amount": 40_000, "currency": "usd", "payment_method": link.card(), "confirm": True}
-    )
-    assert intent.status == "succeeded"
-    payment = card_payment(link.billed, 40_000).model_copy(
-        update={
-            "method": MethodSummary(type="echeck", bank_name="Chase", last4="6789"),
-            "processor_intent_id": intent.id,
-        }
-    )
-    assert link.ledger.reserve(payment)
-    processing = link.ledger.update_reserved_payment(payment, status=PaymentStatus.PROCESSING)
-    assert processing is not None
+def test_an_echeck_payment_is_refundable_once_its_debit_settled_and_its_refund_finishes_later(
+    stack: LocalStack,
+) -> None:
+    # Given a bill paid by eCheck through the pay page: the ACH debit is processing at Stripe
+    link = open_echeck_link(stack)
+    paid = link.pay_echeck(amount=40_000)
+    assert paid["status"] == "processing", paid
+    payment_id = paid["payment_id"]
+    intent_id = link.intent_of(payment_id)
     before = settled_table(stack)
 
-    early = refund(link, payment.payment_id)
-
+    # When the firm tries to refund it before it settled, it is refused and nothing changes
+    early = refund(link, payment_id)
     assert (early.status_code, early.json()["code"]) == (409, "payment_not_refundable")
     assert "settled" in early.json()["message"]
     assert table_snapshot(stack) == before
 
-    assert link.ledger.settle(processing, fee_minor=320)
-    later = refund(link, payment.payment_id, reason="fraudulent")
+    # When the debit settles (Stripe's payment_intent.succeeded reaches the webhook)
+    assert stripe_test_control(stack, intent_id, "settle").status_code == 200
+    link.wait_for_status(payment_id, "succeeded")
+    assert link.invariant().paid_minor == 40_000
 
-    assert later.status_code == 201, later.text
-    assert (later.json()["status"], later.json()["amount"]["amount_minor"]) == ("succeeded", 40_000)
+    # Then it can be refunded; the bank refund is pending at Stripe first, its amount held
+    refunds_start_pending(stack, intent_id)
+    later = refund(link, payment_id, reason="fraudulent")
+    assert (later.status_code, later.json()["status"]) == (201, "pending"), later.text
+    held = link.invariant()
+    assert (held.paid_minor, held.refunded_minor) == (40_000, 0)
+    (at_stripe,) = link.stripe.v1.refunds.list(params={"payment_intent": intent_id}).data
+    assert (at_stripe.amount, at_stripe.status, at_stripe.reason) == (40_000, "pending", "fraudulent")
+
+    # When the refund reaches the client's bank (Stripe's refund.updated)
+    finish_refund(stack, at_stripe.id, "succeed")
+
+    # Then it is booked once: the bill is owed again, and the ledger agrees with Stripe
+    wait_for_refund(link, later.json()["refund_id"], "succeeded")
     payable = link.invariant()
-    assert (payable.paid_minor, payable.balance_minor) == (0, TOTAL)
+    assert (payable.paid_minor, payable.refunded_minor, payable.balance_minor) == (0, 40_000, TOTAL)
+    charge = link.stripe.v1.payment_intents.retrieve(intent_id).latest_charge
+    charge_id = charge if isinstance(charge, str) else charge.id
+    assert link.stripe.v1.charges.retrieve(charge_id).amount_refunded == 40_000
 
 
 def test_another_firm_cannot_refund(stack: LocalStack) -> None:
