@@ -271,6 +271,8 @@ def test_an_echeck_payment_is_refundable_once_its_debit_settled_and_its_refund_f
     assert (held.paid_minor, held.refunded_minor) == (40_000, 0)
     (at_stripe,) = link.stripe.v1.refunds.list(params={"payment_intent": intent_id}).data
     assert (at_stripe.amount, at_stripe.status, at_stripe.reason) == (40_000, "pending", "fraudulent")
+    settled_table(stack)  # refund.created and charge.refunded came and found it pending
+    assert link.invariant().refunded_minor == 0
 
     # When the refund reaches the client's bank (Stripe's refund.updated)
     finish_refund(stack, at_stripe.id, "succeed")
@@ -620,6 +622,7 @@ def test_a_pending_refund_is_booked_when_stripes_refund_updated_event_says_it_su
     answer = refund(link, payment_id, 40_000, key="pending-ok")
     assert answer.json()["status"] == "pending"
     (at_stripe,) = stripe_refunds(link)
+    settled_table(stack)  # refund.created and charge.refunded came and found it pending
     assert link.invariant().refunded_minor == 0
 
     finish_refund(stack, at_stripe.id, "succeed")  # Stripe sends refund.updated
@@ -635,6 +638,8 @@ def test_a_failed_refund_gives_its_amount_back_to_the_payment(stack: LocalStack)
     link, payment_id = paid_with_pending_refunds(stack)
     answer = refund(link, payment_id, 40_000, key="pending-fails")
     (at_stripe,) = stripe_refunds(link)
+    settled_table(stack)  # refund.created and charge.refunded came and found it pending
+    assert link.ledger.get_refund(link.payable_id, answer.json()["refund_id"]).status.value == "pending"
 
     # When the card's bank refuses it (Stripe sends refund.failed and refund.updated)
     finish_refund(stack, at_stripe.id, "fail", "expired_or_canceled_card")
