@@ -56,7 +56,8 @@ def _direct(event: Any, context: LambdaContext) -> dict[str, Any]:
     if isinstance(event, dict) and event.get("action") == "run_due_installments":
         from firmpay.payments.plans import run_due_installments  # the schedule's work only
 
-        return run_due_installments(_ledger(), StripeGateway(), datetime.now(UTC)).as_dict()
+        time_left = context.get_remaining_time_in_millis
+        return run_due_installments(_ledger(), StripeGateway(), datetime.now(UTC), lambda: time_left() / 1000).as_dict()
     return autopay.direct_invoke(_ledger(), StripeGateway(), event, datetime.now(UTC))
 
 

@@ -21,5 +21,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         StripeGateway(),
         datetime.now(UTC),
         abandon_after=timedelta(seconds=get_settings().review_ttl_seconds),
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
     )
     return report.as_dict()

@@ -11,7 +11,9 @@ lacks what FirmPay uses and real Stripe documents:
   the customer, as Stripe does.
 - ``Idempotency-Key`` on every POST: the same key with the same request replays the first answer
   (header ``Idempotent-Replayed: true``), the same key with another request is a 400
-  ``idempotency_error``; concurrent requests with one key run one at a time.
+  ``idempotency_error``; concurrent requests with one key run one at a time. A key is forgotten
+  24 hours (on the emulator's clock, ``POST /_test/clock``) after its first use, as Stripe may
+  prune keys "at least 24 hours old": the same request then runs again (module ``clock``).
 - Stripe's decline test cards decline at confirmation with their documented codes.
 - Test faults: ``POST /_test/faults`` makes the next matching requests fail or hang
   (``local/http_faults.py``).
@@ -178,7 +180,9 @@ def _patch_manual_confirmation(pi: Any) -> None:
 def _idempotency_middleware() -> Any:
     from aiohttp import web
 
-    cache: dict[tuple[str, str], tuple[str, int, bytes, str]] = {}
+    from local.stripe_emulator import clock
+
+    cache: dict[tuple[str, str], tuple[str, int, bytes, str, float]] = {}
     locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     @web.middleware
@@ -191,8 +195,10 @@ def _idempotency_middleware() -> Any:
         fingerprint = hashlib.sha256(request.path.encode() + b"\n" + body).hexdigest()
         lock = locks.setdefault(scope, asyncio.Lock())
         async with lock:
+            if scope in cache and clock.now() - cache[scope][4] >= clock.IDEMPOTENCY_KEY_TTL_SECONDS:
+                del cache[scope]  # pruned: the same key now makes a new request
             if scope in cache:
-                seen, status, payload, content_type = cache[scope]
+                seen, status, payload, content_type, _ = cache[scope]
                 if seen != fingerprint:
                     error = {
                         "error": {
@@ -208,7 +214,7 @@ def _idempotency_middleware() -> Any:
                 return replay
             response = await handler(request)
             if isinstance(response, web.Response) and response.status < 500:
-                cache[scope] = (fingerprint, response.status, response.body or b"", response.content_type)
+                cache[scope] = (fingerprint, response.status, response.body or b"", response.content_type, clock.now())
             return response
 
     return idempotency
@@ -258,6 +264,9 @@ def build_app() -> Any:
     from local.stripe_emulator import refunds  # refunds: reason, over-refund checks, charge.refunded events
 
     refunds.install(app)
+    from local.stripe_emulator import minimums  # amount_too_small under 0.50
+
+    minimums.install()
     from local.stripe_emulator import contract  # the pinned SDK's params and fields, on every request
 
     contract.install(app)  # last: its middleware is the outermost

@@ -288,3 +288,26 @@ def test_bad_input_on_submit_and_complete_changes_nothing(stack: LocalStack) -> 
 
     assert table_snapshot(stack) == before
     assert link.intents()[0].status == "requires_confirmation"
+
+
+def test_a_balance_left_under_the_minimum_is_explained_not_an_error(stack: LocalStack) -> None:
+    # Given a bill of 100.00 of which the client paid 99.99: 0.01 is left, under Stripe's 0.50
+    link = open_link(stack, amounts=(10_000,))
+    assert link.pay(amount=9_999)["status"] == "succeeded"
+    before = quiet_table(stack)
+
+    # When the client opens the pay link again and tries to pay the cent
+    page = requests.get(f"{stack.urls['gateway']}/pay/{link.token}", timeout=10)
+    view = requests.get(f"{stack.urls['gateway']}/api/pay/{link.token}", timeout=10)
+    review = link.review(amount=1)
+
+    # Then the page says what is left and what to do, and the review is refused with that message
+    assert page.status_code == 200, page.text
+    assert "The balance left is too small to pay online" in page.text
+    assert "Please contact Hartley &amp; Vance LLP to settle it." in page.text
+    assert 'id="payment-options"' not in page.text
+    assert (view.status_code, view.json()["minimum_amount"]["amount_minor"]) == (200, 50)
+    assert (review.status_code, review.json()["code"]) == (422, "amount_below_minimum"), review.text
+    assert "contact the firm" in review.json()["message"]
+    assert table_snapshot(stack) == before
+    assert link.invariant().balance_minor == 1

@@ -3,6 +3,7 @@ scheduled run with a test clock (``now`` is a parameter: no sleeping), through a
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -12,13 +13,19 @@ import pytest
 import requests
 
 from firmpay.gateways.stripe_gateway import StripeGateway
+from firmpay.ledger import Ledger
+from firmpay.models.ledger import PaymentPlan, new_id
+from firmpay.payments import plans
 from firmpay.payments.plans import PlanRunReport, due_at, reopen_after_return, run_due_installments
 from local.iam import acting_as
-from local.stack import LocalStack
+from local.stack import STRIPE_SECRET, LocalStack
 from tests.integration.conftest import FirmClient, table_snapshot
 from tests.support.autopay_stack import Autopay, autopay_for, charged, decline_next
+from tests.support.bulk import due_plans as bulk_due_plans
+from tests.support.bulk import forget_plans
 from tests.support.card_stack import CARD_3DS, CARD_OK, quiet_table
 from tests.support.echeck_stack import EcheckLink, open_echeck_link, stripe_test_control
+from tests.support.factories import card_payment
 
 TODAY = datetime.now(UTC).date()
 
@@ -320,3 +327,181 @@ def test_a_second_running_plan_for_one_payable_is_refused(stack: LocalStack) -> 
 
     assert (again.status_code, again.json()["code"]) == (409, "conflict")
     assert table_snapshot(stack) == before
+
+
+# -- every due plan is reached; no plan's trouble stops the others ----------------------------------
+
+
+def test_one_run_charges_a_plan_due_behind_100_plans_that_wait(stack: LocalStack) -> None:
+    # Given 100 plans due since last week whose payable's rest is in flight (each run says "waiting")
+    waiting = autopay_for(stack, amounts=(10_000,))
+    in_flight = card_payment(waiting.link.billed, 10_000)
+    assert waiting.link.ledger.reserve(in_flight)
+    week_ago = datetime.now(UTC) - timedelta(days=7)
+    blockers = [
+        PaymentPlan(
+            plan_id=new_id("plan"),
+            payable_id=waiting.link.payable_id,
+            firm_id=waiting.link.billed.firm.firm_id,
+            client_id=waiting.link.billed.client.client_id,
+            method_id=waiting.method.method_id,
+            currency="USD",
+            installment_minor=5_000,
+            installments=2,
+            frequency="weekly",
+            start_on=week_ago.date(),
+            next_due_at=week_ago + timedelta(microseconds=i),
+            created_at=week_ago,
+            updated_at=week_ago,
+        )
+        for i in range(100)
+    ]
+    bulk_due_plans(stack, blockers)
+    # and, due today behind them, a plan that can be charged
+    plan = Plan(autopay_for(stack, amounts=(100_000,)), installments=2, frequency="weekly", start_on=TODAY.isoformat())
+    try:
+        # When one scheduled run goes by
+        report = run(plan.due(1))
+
+        # Then it read past the waiting plans and charged the one due today
+        assert report.outcomes.get("waiting", 0) >= 100, report.as_dict()
+        assert plan.charges() == [50_000]
+        assert plan.autopay.link.invariant().balance_minor == 50_000
+        waiting.link.invariant()
+    finally:
+        forget_plans(stack, blockers)
+
+
+def test_a_rest_under_the_minimum_is_folded_into_the_last_installment_and_later_plans_are_charged(
+    stack: LocalStack,
+) -> None:
+    # Given 100.01 in weekly installments of 50.00 (a third of 0.01 would be under Stripe's 0.50)
+    first = Plan(
+        autopay_for(stack, amounts=(10_001,)), installment_minor=5_000, frequency="weekly", start_on=str(TODAY)
+    )
+    assert (first.created["installments"], first.created["installment"]["amount_minor"]) == (2, 5_000)
+    # and a second plan starting two weeks later
+    second = Plan(
+        autopay_for(stack, amounts=(20_000,)),
+        installment_minor=10_000,
+        frequency="weekly",
+        start_on=str(TODAY + timedelta(days=14)),
+    )
+
+    # When the runs of the next three weeks go by
+    for week in (1, 2, 3):
+        run(first.due(week))
+
+    # Then the first plan charged 50.00 then 50.01 and completed, and the second was charged
+    assert first.charges() == [5_000, 5_001]
+    assert first.state()["status"] == "completed"
+    assert first.autopay.link.invariant().balance_minor == 0
+    assert second.charges() == [10_000]
+    assert second.autopay.link.invariant().balance_minor == 10_000
+
+
+def test_a_balance_left_under_the_minimum_stops_the_plan_without_a_charge(stack: LocalStack) -> None:
+    # Given a plan of two installments on 100.00, and the client pays 99.99 on the pay page
+    plan = Plan(autopay_for(stack, amounts=(10_000,)), installments=2, frequency="weekly", start_on=str(TODAY))
+    paid = plan.autopay.link.pay(amount=9_999)
+    assert paid["status"] == "succeeded", paid
+
+    # When the plan's installment is due
+    report = run(plan.due(1))
+
+    # Then no charge of 0.01 is attempted: the plan stops and says why
+    assert report.outcomes.get("stopped", 0) >= 1
+    assert (plan.state()["status"], plan.state()["status_reason"]) == ("stopped", "balance_below_minimum")
+    assert plan.charges() == [9_999]  # the client's own payment only
+    assert plan.autopay.link.invariant().balance_minor == 1
+
+
+def test_one_plans_unexpected_error_does_not_stop_the_run(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = Plan(autopay_for(stack), installments=2, frequency="weekly", start_on=str(TODAY))
+    healthy = Plan(autopay_for(stack), installments=2, frequency="weekly", start_on=str(TODAY))
+    real = plans.run_installment
+
+    def run_installment(ledger: Any, processor: Any, plan: Any, now: datetime) -> str:
+        if plan.plan_id == broken.plan_id:
+            raise RuntimeError("a bug in one plan")
+        return real(ledger, processor, plan, now)
+
+    monkeypatch.setattr(plans, "run_installment", run_installment)
+    report = run(healthy.due(1))
+
+    assert report.outcomes.get("error", 0) >= 1
+    assert healthy.charges() == [75_025]
+    assert broken.state()["status"] == "active"
+    healthy.autopay.link.invariant()
+    broken.autopay.link.invariant()
+
+
+# -- an outage is not a refusal ----------------------------------------------------------------------
+
+
+def test_an_outage_at_confirm_is_retried_with_the_same_amount_and_key_and_charges_once(stack: LocalStack) -> None:
+    # Given 90.00 in installments of 50.00
+    plan = Plan(autopay_for(stack, amounts=(9_000,)), installment_minor=5_000, frequency="weekly", start_on=str(TODAY))
+    link = plan.autopay.link
+    # When Stripe does not answer the confirm of the first installment
+    faults = f"{stack.urls['stripe']}/_test/faults"
+    fault = {"path": "/v1/payment_intents/", "method": "POST", "status": 503, "times": 10}
+    auth = {"Authorization": f"Bearer {STRIPE_SECRET}"}
+    requests.post(faults, json=fault, headers=auth, timeout=5).raise_for_status()
+    try:
+        first = run(plan.due(1))
+    finally:
+        requests.delete(faults, headers=auth, timeout=5).raise_for_status()
+
+    # Then the plan waits to try again (not paused), with 50.00 held for the attempt
+    assert first.outcomes.get("retry_later", 0) >= 1, first.as_dict()
+    assert (plan.state()["status"], plan.state()["next_installment"]) == ("active", 1)
+    assert link.invariant().pending_minor == 5_000
+
+    # When the next run comes
+    run(plan.due(1) + timedelta(minutes=15))
+
+    # Then the same attempt is finished: 50.00 charged once, and 40.00 is the next installment
+    assert plan.charges() == [5_000]
+    assert (plan.state()["next_installment"], link.invariant().balance_minor) == (2, 4_000)
+    run(plan.due(2))
+    assert plan.charges() == [4_000, 5_000]
+    assert plan.state()["status"] == "completed"
+    assert link.invariant().paid_minor == 9_000
+
+
+# -- two creations at once ---------------------------------------------------------------------------
+
+
+def test_concurrent_plan_creations_make_one_plan(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Reading the payable's plans is slow (a loaded table): every request reads before any writes.
+    read_plans = Ledger.list_plans
+
+    def slow_list_plans(self: Ledger, payable_id: str) -> Any:
+        found = read_plans(self, payable_id)
+        time.sleep(0.3)
+        return found
+
+    monkeypatch.setattr(Ledger, "list_plans", slow_list_plans)
+    autopay = autopay_for(stack)
+    billed = autopay.link.billed
+    base = f"/firm/firms/{billed.firm.firm_id}/payables/{billed.payable.payable_id}/plans"
+    body = {"method_id": autopay.method.method_id, "installments": 2, "frequency": "weekly", "start_on": str(TODAY)}
+    start = threading.Barrier(6)
+    answers: list[requests.Response] = []
+
+    def create() -> None:
+        client = FirmClient(stack.urls["gateway"])
+        start.wait()
+        answers.append(client.call("POST", base, body))
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(a.status_code for a in answers) == [201] + [409] * 5, [a.text for a in answers]
+    listed = FirmClient(stack.urls["gateway"]).call("GET", base).json()["plans"]
+    assert len(listed) == 1
+    autopay.link.invariant()

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from firmpay.errors import ServiceUnavailable
-from firmpay.models.ledger import MethodSummary, PaymentStatus
 from firmpay.payments import refunds as refund_cases
 from local.stack import LocalStack
 from tests.integration.conftest import OTHER_KEY, FirmClient, table_snapshot
@@ -28,7 +27,9 @@ from tests.support.card_stack import (
     set_webhook_delivery,
     signed_event,
 )
+from tests.support.echeck_stack import open_echeck_link, stripe_test_control
 from tests.support.factories import card_payment
+from tests.support.stripe_controls import advance_stripe_clock, finish_refund, refunds_start_pending
 
 pytestmark = pytest.mark.integration
 
@@ -240,38 +241,49 @@ def test_refunds_of_payments_that_did_not_succeed_are_refused(stack: LocalStack)
     link.invariant()
 
 
-def test_an_echeck_payment_is_refundable_only_once_settled(stack: LocalStack) -> None:
-    # The ACH emulator is another engineer's: the eCheck payment is written through the Ledger,
-    # on a PaymentIntent that succeeded at the Stripe emulator (standing in for the ACH debit).
-    link = open_link(stack)
-    intent = link.stripe.v1.payment_intents.create(
-        params={"amount": 40_000, "currency": "usd", "payment_method": link.card(), "confirm": True}
-    )
-    assert intent.status == "succeeded"
-    payment = card_payment(link.billed, 40_000).model_copy(
-        update={
-            "method": MethodSummary(type="echeck", bank_name="Chase", last4="6789"),
-            "processor_intent_id": intent.id,
-        }
-    )
-    assert link.ledger.reserve(payment)
-    processing = link.ledger.update_reserved_payment(payment, status=PaymentStatus.PROCESSING)
-    assert processing is not None
+def test_an_echeck_payment_is_refundable_once_its_debit_settled_and_its_refund_finishes_later(
+    stack: LocalStack,
+) -> None:
+    # Given a bill paid by eCheck through the pay page: the ACH debit is processing at Stripe
+    link = open_echeck_link(stack)
+    paid = link.pay_echeck(amount=40_000)
+    assert paid["status"] == "processing", paid
+    payment_id = paid["payment_id"]
+    intent_id = link.intent_of(payment_id)
     before = settled_table(stack)
 
-    early = refund(link, payment.payment_id)
-
+    # When the firm tries to refund it before it settled, it is refused and nothing changes
+    early = refund(link, payment_id)
     assert (early.status_code, early.json()["code"]) == (409, "payment_not_refundable")
     assert "settled" in early.json()["message"]
     assert table_snapshot(stack) == before
 
-    assert link.ledger.settle(processing, fee_minor=320)
-    later = refund(link, payment.payment_id, reason="fraudulent")
+    # When the debit settles (Stripe's payment_intent.succeeded reaches the webhook)
+    assert stripe_test_control(stack, intent_id, "settle").status_code == 200
+    link.wait_for_status(payment_id, "succeeded")
+    assert link.invariant().paid_minor == 40_000
 
-    assert later.status_code == 201, later.text
-    assert (later.json()["status"], later.json()["amount"]["amount_minor"]) == ("succeeded", 40_000)
+    # Then it can be refunded; the bank refund is pending at Stripe first, its amount held
+    refunds_start_pending(stack, intent_id)
+    later = refund(link, payment_id, reason="fraudulent")
+    assert (later.status_code, later.json()["status"]) == (201, "pending"), later.text
+    held = link.invariant()
+    assert (held.paid_minor, held.refunded_minor) == (40_000, 0)
+    (at_stripe,) = link.stripe.v1.refunds.list(params={"payment_intent": intent_id}).data
+    assert (at_stripe.amount, at_stripe.status, at_stripe.reason) == (40_000, "pending", "fraudulent")
+    settled_table(stack)  # refund.created and charge.refunded came and found it pending
+    assert link.invariant().refunded_minor == 0
+
+    # When the refund reaches the client's bank (Stripe's refund.updated)
+    finish_refund(stack, at_stripe.id, "succeed")
+
+    # Then it is booked once: the bill is owed again, and the ledger agrees with Stripe
+    wait_for_refund(link, later.json()["refund_id"], "succeeded")
     payable = link.invariant()
-    assert (payable.paid_minor, payable.balance_minor) == (0, TOTAL)
+    assert (payable.paid_minor, payable.refunded_minor, payable.balance_minor) == (0, 40_000, TOTAL)
+    charge = link.stripe.v1.payment_intents.retrieve(intent_id).latest_charge
+    charge_id = charge if isinstance(charge, str) else charge.id
+    assert link.stripe.v1.charges.retrieve(charge_id).amount_refunded == 40_000
 
 
 def test_another_firm_cannot_refund(stack: LocalStack) -> None:
@@ -539,3 +551,153 @@ def test_each_partial_refund_emails_the_client_once(stack: LocalStack) -> None:
     # Then nothing more was sent, and the ledger still adds up
     assert len(refund_emails(stack, number)) == 2
     assert link.invariant().refunded_minor == 25_000
+
+
+# -- refunds that Stripe finishes later (pending, then succeeded or failed) ------------------------
+
+
+def stripe_refunds(link: StackLink) -> list[Any]:
+    """Every refund Stripe holds for this payable's charges, whatever its status."""
+    (intent,) = link.intents()
+    return list(link.stripe.v1.refunds.list(params={"payment_intent": intent.id, "limit": 100}).data)
+
+
+def paid_with_pending_refunds(stack: LocalStack) -> tuple[StackLink, str]:
+    """A bill paid by card whose refunds start ``pending`` at Stripe."""
+    link, payment_id = paid(stack)
+    refunds_start_pending(stack, link.intents()[0].id)
+    return link, payment_id
+
+
+def test_a_retry_after_stripes_key_window_reads_the_pending_refund_and_refunds_once(
+    stack: LocalStack, no_webhooks: None
+) -> None:
+    # Given a refund of half the payment that Stripe answered "pending" (and whose events are lost)
+    link, payment_id = paid_with_pending_refunds(stack)
+    half = TOTAL // 2
+    first = refund(link, payment_id, half, key="half-after-a-day")
+    assert (first.status_code, first.json()["status"]) == (201, "pending"), first.text
+    held = link.invariant()
+    assert (held.paid_minor, held.refunded_minor) == (TOTAL, 0)
+    assert link.ledger.get_payment(link.payable_id, payment_id).refunding_minor == half
+    (at_stripe,) = stripe_refunds(link)
+    # When Stripe finishes it, and the firm retries the same request 25 hours later (the key is gone)
+    finish_refund(stack, at_stripe.id, "succeed")
+    advance_stripe_clock(stack, 25 * 3600)
+    again = refund(link, payment_id, half, key="half-after-a-day")
+
+    # Then the retry booked Stripe's refund: one refund at Stripe, booked once
+    assert [r.id for r in stripe_refunds(link)] == [at_stripe.id]
+    assert (again.status_code, again.json()["status"]) == (201, "succeeded"), again.text
+    assert stripe_refunded(link) == half
+    payable = link.invariant()
+    assert (payable.paid_minor, payable.refunded_minor, payable.balance_minor) == (TOTAL - half, half, half)
+
+
+def test_a_retry_within_the_key_window_finishes_a_refund_stripe_completed(stack: LocalStack, no_webhooks: None) -> None:
+    link, payment_id = paid_with_pending_refunds(stack)
+    assert refund(link, payment_id, 30_000, key="pending-then-done").json()["status"] == "pending"
+    (at_stripe,) = stripe_refunds(link)
+    finish_refund(stack, at_stripe.id, "succeed")
+
+    again = refund(link, payment_id, 30_000, key="pending-then-done")
+
+    assert (again.status_code, again.json()["status"]) == (201, "succeeded"), again.text
+    assert len(stripe_refunds(link)) == 1
+    assert link.invariant().refunded_minor == 30_000
+
+
+def wait_for_refund(link: StackLink, refund_id: str, status: str, timeout: float = 15) -> Any:
+    deadline = datetime.now(UTC).timestamp() + timeout
+    while True:
+        found = link.ledger.get_refund(link.payable_id, refund_id)
+        if found is not None and found.status.value == status:
+            return found
+        assert datetime.now(UTC).timestamp() < deadline, f"refund {refund_id} is {found and found.status}, not {status}"
+        threading.Event().wait(0.2)
+
+
+def test_a_pending_refund_is_booked_when_stripes_refund_updated_event_says_it_succeeded(stack: LocalStack) -> None:
+    link, payment_id = paid_with_pending_refunds(stack)
+    answer = refund(link, payment_id, 40_000, key="pending-ok")
+    assert answer.json()["status"] == "pending"
+    (at_stripe,) = stripe_refunds(link)
+    settled_table(stack)  # refund.created and charge.refunded came and found it pending
+    assert link.invariant().refunded_minor == 0
+
+    finish_refund(stack, at_stripe.id, "succeed")  # Stripe sends refund.updated
+
+    wait_for_refund(link, answer.json()["refund_id"], "succeeded")
+    payable = link.invariant()
+    assert (payable.paid_minor, payable.refunded_minor, payable.balance_minor) == (TOTAL - 40_000, 40_000, 40_000)
+    assert stripe_refunded(link) == 40_000
+
+
+def test_a_failed_refund_gives_its_amount_back_to_the_payment(stack: LocalStack) -> None:
+    # Given a pending refund of 400.00
+    link, payment_id = paid_with_pending_refunds(stack)
+    answer = refund(link, payment_id, 40_000, key="pending-fails")
+    (at_stripe,) = stripe_refunds(link)
+    settled_table(stack)  # refund.created and charge.refunded came and found it pending
+    assert link.ledger.get_refund(link.payable_id, answer.json()["refund_id"]).status.value == "pending"
+
+    # When the card's bank refuses it (Stripe sends refund.failed and refund.updated)
+    finish_refund(stack, at_stripe.id, "fail", "expired_or_canceled_card")
+
+    # Then the refund is failed, nothing was refunded, and the whole payment is refundable again
+    failed = wait_for_refund(link, answer.json()["refund_id"], "failed")
+    assert failed.failure_reason == "expired_or_canceled_card"
+    payable = link.invariant()
+    assert (payable.paid_minor, payable.refunded_minor, payable.balance_minor) == (TOTAL, 0, 0)
+    assert stripe_refunded(link) == 0
+    payment = link.ledger.get_payment(link.payable_id, payment_id)
+    assert (payment.refunded_minor, payment.refunding_minor) == (0, 0)
+    refunds_start_pending(stack, link.intents()[0].id, pending=False)
+    retried = refund(link, payment_id, TOTAL, key="after-the-failure")
+    assert (retried.status_code, retried.json()["status"]) == (201, "succeeded"), retried.text
+    assert link.invariant().refunded_minor == TOTAL
+    assert stripe_refunded(link) == TOTAL
+
+
+# -- refunds made outside FirmPay (Stripe's Dashboard) ---------------------------------------------
+
+
+def test_a_refund_made_in_stripes_dashboard_is_booked_and_the_firm_is_told(stack: LocalStack) -> None:
+    # Given a bill paid in full by card, its payment emails delivered
+    link, payment_id = paid(stack)
+    number = link.billed.payable.number
+    stack.poller.drain()
+    (intent,) = link.intents()
+
+    # When someone refunds 300.00 in Stripe's Dashboard (a refund without FirmPay's metadata)
+    made = link.stripe.v1.refunds.create(params={"payment_intent": intent.id, "amount": 30_000})
+
+    # Then Stripe's events book it: paid goes down, the bill is owed again, the invariant holds
+    booked = wait_for_refund(link, refund_cases.outside_refund_id(made.id), "succeeded")
+    assert (booked.origin, booked.amount_minor, booked.processor_refund_id) == ("outside", 30_000, made.id)
+    payable = link.invariant()
+    assert (payable.paid_minor, payable.refunded_minor, payable.balance_minor) == (TOTAL - 30_000, 30_000, 30_000)
+    view = payable_view(link)
+    assert view["payments"][0]["refunds"][0]["note"] == refund_cases.OUTSIDE_NOTE
+    # and the firm is emailed once (the client gets the usual refund email)
+    stack.poller.drain()
+    firm_emails = [
+        stack.outbox.read(m["id"])
+        for m in stack.outbox.list_messages()
+        if m["subject"].startswith("Refund made outside FirmPay") and number in m["subject"]
+    ]
+    assert [m["to"] for m in firm_emails] == [link.billed.firm.reply_to_email]
+    assert "$300.00\u00a0USD" in firm_emails[0]["text"]
+    assert len(refund_emails(stack, number)) == 1
+
+    # When Stripe's charge.refunded comes again, and the firm then refunds the rest through FirmPay
+    before = settled_table(stack)
+    again = post_webhook(stack, *signed_event("charge.refunded", link.stripe.v1.charges.retrieve(link.charges()[0].id)))
+    assert again.json()["outcome"] == "unchanged"
+    assert table_snapshot(stack) == before
+    rest = refund(link, payment_id)
+
+    # Then only what was left is refunded, and Stripe and the ledger agree
+    assert (rest.status_code, rest.json()["amount"]["amount_minor"]) == (201, TOTAL - 30_000), rest.text
+    assert stripe_refunded(link) == TOTAL
+    assert link.invariant().refunded_minor == TOTAL

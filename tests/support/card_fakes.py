@@ -175,6 +175,10 @@ class FakeProcessor:
         ]
         return found[0] if found else None
 
+    def list_refunds(self, intent_id: str) -> list[ProcessorRefund]:
+        self._check("list_refunds")
+        return [r for r in self.refunds.values() if r.intent_id == intent_id]
+
     def finish_refund(self, refund_id: str, status: str) -> None:
         """What the bank does later to a pending refund (Stripe then sends ``charge.refund.updated``)."""
         self.refunds[refund_id] = dataclasses.replace(self.refunds[refund_id], status=status)  # type: ignore[arg-type]

@@ -543,3 +543,38 @@ def test_each_partial_refund_emails_the_client_once_whatever_the_redeliveries(le
         marker = f"client_payment_refunded#{refund_id}"
         assert ledger.claim_email(settled.payment.payment_id, marker, "probe", epoch, 60, epoch + 9) == "done"
     ledger.check_invariant(billed.payable.payable_id)
+
+
+def test_a_refund_made_outside_firmpay_emails_the_client_and_the_firm_once_each() -> None:
+    outside = _summary().model_copy(update={"origin": "outside"})
+    change = _refund_change(None, outside)
+
+    assert emails_for(change) == [EmailKind.CLIENT_REFUNDED, EmailKind.FIRM_REFUNDED_OUTSIDE]
+    assert marker_key(EmailKind.FIRM_REFUNDED_OUTSIDE, change.payment) == "firm_refund_outside#rfd_1"
+    assert emails_for(_refund_change(outside, outside)) == []  # the same refund seen again
+
+
+@pytest.mark.parametrize(
+    ("country", "language", "subject", "says"),
+    [
+        ("US", "en", "Refund made outside FirmPay: Jordan Client", "was made directly in Stripe (not through FirmPay)"),
+        ("CA", "fr", "Remboursement fait hors de FirmPay : Jordan Client", "a été fait directement dans Stripe"),
+    ],
+)
+def test_the_firm_is_told_of_a_refund_made_outside_firmpay_in_its_language(
+    country: str, language: str, subject: str, says: str
+) -> None:
+    billed = _billed(country, language)
+    currency = billed.payable.currency
+    refund = _summary(currency=currency).model_copy(update={"origin": "outside"})
+    payment = _payment(P.SUCCEEDED, last_refund=refund, refunded_minor=20_000).model_copy(update={"currency": currency})
+
+    message = payment_email(
+        EmailKind.FIRM_REFUNDED_OUTSIDE, billed.firm, billed.client, billed.payable, payment, "p@f.example"
+    )
+
+    html, text = _parts(message)
+    assert message["To"] == billed.firm.reply_to_email
+    assert message["Subject"].startswith(subject)
+    assert says in text
+    assert says.replace("'", "&#39;") in html

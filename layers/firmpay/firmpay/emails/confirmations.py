@@ -32,7 +32,14 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import Literal
 
-from firmpay.emails.notifications import EmailKind, PaymentChange, emails_for, marker_key, return_reason
+from firmpay.emails.notifications import (
+    REFUND_KINDS,
+    EmailKind,
+    PaymentChange,
+    emails_for,
+    marker_key,
+    return_reason,
+)
 from firmpay.emails.render import build_message, render
 from firmpay.gateways.ses import MailOutcomeUnknown, MailRejected
 from firmpay.ledger import Ledger
@@ -254,8 +261,10 @@ def payment_email_context(
     ]
     footer = words["firm_footer" if kind.to_firm else "client_footer"].format(firm=firm.name)
     refund: dict[str, object] = {}
-    if kind is EmailKind.CLIENT_REFUNDED:
+    if kind in REFUND_KINDS:
         details, refund = _refund_context(words, label, payable, payment, locale)
+        if kind.to_firm:
+            details.insert(0, (words["client"], client.name))
     return {
         "lang": lang,
         "title": f"{firm.name} - {payable.number}",

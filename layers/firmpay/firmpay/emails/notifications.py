@@ -12,11 +12,14 @@ One email per (payment, kind), whatever the number of times the stream delivers 
 | pay-page payment -> failed before processing       |                         |                   |
 | anything -> canceled; an unchanged status          |                         |                   |
 | a refund of the payment -> succeeded (any status)  | refund issued           |                   |
+| ... when it was made outside FirmPay (Stripe)      | refund issued           | outside refund    |
 
 The last row is decided apart from the others, from the payment's ``last_refund``: a refund never
 changes the payment's own status (it stays succeeded), and each refund that succeeds (partial
 refunds one by one) sends its own email, once per ``refund_id`` (the marker is
 ``client_payment_refunded#<refund_id>``). A pending, failed or canceled refund sends nothing.
+A refund made outside FirmPay (in Stripe's Dashboard, booked from Stripe's events) also tells the
+firm (``firm_refund_outside#<refund_id>``): nobody at the firm asked FirmPay for it.
 
 Choices: an eCheck client hears "submitted" when the debit goes to the bank, and nothing more when
 it settles days later (the money was already acknowledged; a second "received" reads like a double
@@ -47,6 +50,7 @@ class EmailKind(StrEnum):
     FIRM_RETURNED = "firm_payment_returned"
     FIRM_FAILED = "firm_payment_failed"
     CLIENT_REFUNDED = "client_payment_refunded"
+    FIRM_REFUNDED_OUTSIDE = "firm_refund_outside"
 
     @property
     def to_firm(self) -> bool:
@@ -55,6 +59,10 @@ class EmailKind(StrEnum):
     @property
     def needs_pay_link(self) -> bool:
         return self is EmailKind.CLIENT_FAILED
+
+
+# Emails about one refund of a payment: one marker per refund (``<kind>#<refund_id>``).
+REFUND_KINDS = frozenset({EmailKind.CLIENT_REFUNDED, EmailKind.FIRM_REFUNDED_OUTSIDE})
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,7 @@ def refund_succeeded(change: PaymentChange) -> RefundSummary | None:
 
 def marker_key(kind: EmailKind, payment: Payment) -> str:
     """The sort key of the sent-once marker of ``kind`` about ``payment``: one per refund for refunds."""
-    if kind is EmailKind.CLIENT_REFUNDED:
+    if kind in REFUND_KINDS:
         if payment.last_refund is None:
             raise ValueError(f"payment {payment.payment_id} has no refund to email about")
         return f"{kind}#{payment.last_refund.refund_id}"
@@ -119,8 +127,11 @@ def marker_key(kind: EmailKind, payment: Payment) -> str:
 def emails_for(change: PaymentChange) -> list[EmailKind]:
     """The emails ``change`` produces, client first (see the table in this module's docstring)."""
     kinds = _status_emails(change)
-    if refund_succeeded(change) is not None:
+    refund = refund_succeeded(change)
+    if refund is not None:
         kinds.append(EmailKind.CLIENT_REFUNDED)
+        if refund.origin == "outside":
+            kinds.append(EmailKind.FIRM_REFUNDED_OUTSIDE)
     return kinds
 
 

@@ -130,6 +130,7 @@ def refund_from_stripe(refund: Any) -> ProcessorRefund:
         amount_minor=int(_field(refund, "amount")),
         intent_id=intent if isinstance(intent, str) or intent is None else str(_field(intent, "id")),
         failure_reason=_field(refund, "failure_reason"),
+        reason=_field(refund, "reason"),
         metadata={
             str(k): str(v) for k, v in (metadata.to_dict() if hasattr(metadata, "to_dict") else metadata).items()
         },
@@ -292,12 +293,12 @@ class StripeGateway:
 
     def find_refund(self, intent_id: str, our_refund_id: str) -> ProcessorRefund | None:
         """The intent's refund whose metadata names ``our_refund_id`` (None when Stripe has none)."""
+        return next((r for r in self.list_refunds(intent_id) if r.metadata.get("refund_id") == our_refund_id), None)
+
+    def list_refunds(self, intent_id: str) -> list[ProcessorRefund]:
+        """Every refund Stripe holds for the intent's charge, ours and those made outside FirmPay."""
         found = self._call(self.client.v1.refunds.list, params={"payment_intent": intent_id, "limit": 100})
-        for refund in found.auto_paging_iter():
-            mine = refund_from_stripe(refund)
-            if mine.metadata.get("refund_id") == our_refund_id:
-                return mine
-        return None
+        return [refund_from_stripe(refund) for refund in found.auto_paging_iter()]
 
     def ensure_customer(self, firm_id: str, client_id: str, name: str, email: str, existing: str | None) -> str:
         """The Stripe customer of this client at this firm, created once (idempotently)."""

@@ -11,12 +11,14 @@
 | review    | PAYABLE#<payable>     | REVIEW#<review>             | (TTL expires_at)           |
 | bank conn | PAYABLE#<payable>     | BANK#<connection>           | (TTL expires_at)           |
 | plan      | PAYABLE#<payable>     | PLAN#<plan>                 | PLANDUE / <next due>       |
+| plan slot | PAYABLE#<payable>     | PLANSLOT                    | (the last plan created)    |
 | refund    | PAYABLE#<payable>     | REFUND#<refund>             |                            |
 | link      | LINK#<sha256(token)>  | LINK                        |                            |
 | removal   | REMOVE#<sha256(token)> | REMOVE                     | (TTL expires_at)           |
 | email     | EMAIL#<payment>       | <kind>                      | (sent-once marker)         |
 | counter   | RATE#<scope>          | <window>                    | (TTL expires_at)           |
 | idem      | IDEM#<firm>#<key>     | IDEM                        |                            |
+| cursor    | CURSOR#<walk>         | CURSOR                      | (where a scheduled walk stopped) |
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ def plan(payable_id: str, plan_id: str) -> Key:
     return key(f"PAYABLE#{payable_id}", f"PLAN#{plan_id}")
 
 
+def plan_slot(payable_id: str) -> Key:
+    """Names the payable's latest plan: creating a plan takes it conditionally (one running plan)."""
+    return key(f"PAYABLE#{payable_id}", "PLANSLOT")
+
+
 def refund(payable_id: str, refund_id: str) -> Key:
     return key(f"PAYABLE#{payable_id}", f"REFUND#{refund_id}")
 
@@ -87,6 +94,11 @@ def counter(scope: str, window: str) -> Key:
 
 def idempotency(firm_id: str, idempotency_key: str) -> Key:
     return key(f"IDEM#{firm_id}#{idempotency_key}", "IDEM")
+
+
+def cursor(walk: str) -> Key:
+    """Where a scheduled walk of an index (the sweep, the plan run) stopped for lack of time."""
+    return key(f"CURSOR#{walk}", "CURSOR")
 
 
 PENDING_INDEX_PK = "PENDING"

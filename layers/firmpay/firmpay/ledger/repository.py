@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -657,18 +657,57 @@ class Ledger:
             return False
         raise InvariantViolation(f"payable {payment.payable_id} holds less pending than payment {payment.payment_id}")
 
-    def pending_payments(self, older_than: datetime, limit: int = 100) -> list[Payment]:
-        """Payments still reserved that were created before ``older_than`` (for the sweep)."""
+    def pending_payments(self, older_than: datetime, after: str | None = None) -> Iterator[tuple[str, Payment]]:
+        """Payments still reserved that were created before ``older_than`` (for the sweep), oldest
+        first, each with its position on the index (resume with ``after``), read page after page."""
+        for position, item in self._walk_index(keys.PENDING_INDEX_PK, _iso(older_than), after, keys.payment):
+            payment = _load(Payment, item)
+            if payment.reserved:
+                yield position, payment
+
+    def _walk_index(
+        self, index_pk: str, upto: str, after: str | None, key_of: Callable[[str, str], keys.Key], page_size: int = 100
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The items of ``index_pk`` up to sort key ``upto`` (inclusive) and after ``after``, in
+        order, with their sort keys, following ``LastEvaluatedKey`` to the end. Each page is read
+        again from the table (one consistent BatchGetItem): the index lags the table."""
+        condition, values = "gsi1pk = :pk AND gsi1sk <= :upto", {"pk": index_pk, "upto": upto}
+        if after is not None and after < upto:
+            condition, values = "gsi1pk = :pk AND gsi1sk BETWEEN :after AND :upto", values | {"after": after}
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "gsi1",
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": _values(**values),
+            "Limit": page_size,
+        }
+        while True:
+            with dynamodb_errors():
+                page = self._db.query(**query)
+            positions = [str(from_attr(i["gsi1sk"])) for i in page.get("Items", [])]
+            positions = [p for p in positions if p != after]
+            wanted = {p: key_of(*_payable_and_payment(p)) for p in positions}
+            found = self._batch_get(list(wanted.values())) if wanted else {}
+            for position, key in wanted.items():
+                item = found.get((key["pk"]["S"], key["sk"]["S"]))
+                if item is not None:
+                    yield position, item
+            if "LastEvaluatedKey" not in page:
+                return
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def get_cursor(self, walk: str) -> str | None:
+        """Where the scheduled ``walk`` stopped last time (None: start from the oldest)."""
+        item = self._get(keys.cursor(walk))
+        return str(item["position"]) if item and item.get("position") else None
+
+    def save_cursor(self, walk: str, position: str | None) -> None:
+        """Remember where ``walk`` stopped (None: it reached the end; the next run starts over)."""
+        item = {**keys.cursor(walk), "entity": to_attr("cursor")}
+        if position is not None:
+            item["position"] = to_attr(position)
         with dynamodb_errors():
-            page = self._db.query(
-                TableName=self._table,
-                IndexName="gsi1",
-                KeyConditionExpression="gsi1pk = :pk AND gsi1sk < :cutoff",
-                ExpressionAttributeValues=_values(pk=keys.PENDING_INDEX_PK, cutoff=_iso(older_than)),
-                Limit=limit,
-            )
-        found = [self.get_payment(*_payable_and_payment(from_attr(i["gsi1sk"]))) for i in page.get("Items", [])]
-        return [p for p in found if p is not None and p.reserved]
+            self._db.put_item(TableName=self._table, Item=item)
 
     # -- refunds ---------------------------------------------------------------------------------
 
@@ -881,11 +920,30 @@ class Ledger:
         )
         return self._put(keys.plan(plan.payable_id, plan.plan_id), "plan", plan, **extra)
 
-    def create_plan(self, plan: PaymentPlan) -> None:
-        with dynamodb_errors():
-            self._db.put_item(
-                TableName=self._table, Item=self._plan_item(plan), ConditionExpression="attribute_not_exists(pk)"
-            )
+    def plan_slot(self, payable_id: str) -> str | None:
+        """The id of the payable's latest plan, as its plan slot names it (None: no plan yet)."""
+        item = self._get(keys.plan_slot(payable_id))
+        return str(item["plan_id"]) if item else None
+
+    def create_plan(self, plan: PaymentPlan, slot_was: str | None) -> bool:
+        """Write the plan and take the payable's plan slot, in one conditional transaction.
+
+        ``slot_was`` is the plan the slot named when the caller checked that no plan is running
+        (None: no slot yet). Two creations racing on one payable both read the same slot; only one
+        moves it, the other gets False (a 409 for the firm).
+        """
+        slot = {**keys.plan_slot(plan.payable_id), "entity": to_attr("plan_slot"), "plan_id": to_attr(plan.plan_id)}
+        taken: dict[str, Any] = {"TableName": self._table, "Item": slot}
+        if slot_was is None:
+            taken["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            taken |= {"ConditionExpression": "plan_id = :was", "ExpressionAttributeValues": _values(was=slot_was)}
+        plan_put = {
+            "TableName": self._table,
+            "Item": self._plan_item(plan),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        return not self._transact([{"Put": taken}, {"Put": plan_put}])
 
     def get_plan(self, payable_id: str, plan_id: str) -> PaymentPlan | None:
         item = self._get(keys.plan(payable_id, plan_id))
@@ -918,18 +976,13 @@ class Ledger:
             raise
         return updated
 
-    def due_plans(self, now: datetime, limit: int = 100) -> list[PaymentPlan]:
-        """Active plans whose next installment is due at ``now`` or earlier (read again by key)."""
-        with dynamodb_errors():
-            page = self._db.query(
-                TableName=self._table,
-                IndexName="gsi1",
-                KeyConditionExpression="gsi1pk = :pk AND gsi1sk <= :cutoff",
-                ExpressionAttributeValues=_values(pk=keys.PLAN_DUE_INDEX_PK, cutoff=_iso(now) + "~"),
-                Limit=limit,
-            )
-        found = [self.get_plan(*_payable_and_payment(from_attr(i["gsi1sk"]))) for i in page.get("Items", [])]
-        return [p for p in found if p is not None and p.status is PlanStatus.ACTIVE and p.next_due_at <= now]
+    def due_plans(self, now: datetime, after: str | None = None) -> Iterator[tuple[str, PaymentPlan]]:
+        """Active plans whose next installment is due at ``now`` or earlier, longest due first, each
+        with its position on the index (resume with ``after``), read again by key, page after page."""
+        for position, item in self._walk_index(keys.PLAN_DUE_INDEX_PK, _iso(now) + "~", after, keys.plan):
+            plan = _load(PaymentPlan, item)
+            if plan.status is PlanStatus.ACTIVE and plan.next_due_at <= now:
+                yield position, plan
 
     # -- bank connections (eCheck, between Plaid Link and submit) -------------------------------
 

@@ -286,6 +286,11 @@ class RefundStatus(StrEnum):
 RefundBooking = Literal["balance_restored", "trust_disbursement"]
 
 
+# Who made a refund: FirmPay (the firm API) or someone outside it (Stripe's Dashboard), booked from
+# Stripe's events so the payable stays right.
+RefundOrigin = Literal["firmpay", "outside"]
+
+
 class RefundSummary(Item):
     """The latest refund of a payment, kept on the PAYMENT item for the confirmation-email stream."""
 
@@ -296,6 +301,7 @@ class RefundSummary(Item):
     reason: RefundReason
     booking: RefundBooking
     updated_at: datetime
+    origin: RefundOrigin = "firmpay"
 
 
 class Payment(Item):
@@ -419,6 +425,7 @@ class Refund(Item):
     completed_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    origin: RefundOrigin = "firmpay"
 
     def summary(self) -> RefundSummary:
         return RefundSummary(
@@ -429,6 +436,7 @@ class Refund(Item):
             reason=self.reason,
             booking=self.booking,
             updated_at=self.updated_at,
+            origin=self.origin,
         )
 
 

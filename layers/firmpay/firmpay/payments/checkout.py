@@ -104,7 +104,14 @@ def check_amount(payable: Payable, amount_minor: int) -> None:
         raise PayableClosed("This bill has been paid in full.")
     if amount_minor > payable.balance_minor:
         raise AmountOverBalance(balance_minor=payable.balance_minor)
-    if amount_minor < min(MINIMUM_CHARGE_MINOR, payable.balance_minor):
+    if payable.balance_minor < MINIMUM_CHARGE_MINOR:
+        # Stripe refuses any charge under its minimum, even one for the exact balance.
+        raise AmountBelowMinimum(
+            f"The balance left ({payable.money(payable.balance_minor).format('en-US')}) is less than the smallest "
+            "payment that can be made online. Please contact the firm to settle it.",
+            minimum_minor=MINIMUM_CHARGE_MINOR,
+        )
+    if amount_minor < MINIMUM_CHARGE_MINOR:
         raise AmountBelowMinimum(minimum_minor=MINIMUM_CHARGE_MINOR)
     if amount_minor > MAXIMUM_CHARGE_MINOR:
         # One charge cannot be larger at Stripe: the client pays a large balance in parts.

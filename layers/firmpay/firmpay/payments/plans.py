@@ -5,13 +5,24 @@ Schedule: installment ``n`` (1-based) is due ``start_on`` + (n-1) weeks / two we
 last day (a plan started on 31 January is due on 28 or 29 February, then 31 March).
 
 Amounts: every installment charges ``installment_minor`` except the last one (or one that would
-exceed the balance), which charges exactly what is left of the balance.
+exceed the balance), which charges exactly what is left of the balance. No installment is ever
+under the processor's minimum (0.50): a rest under it is folded into the installment before it,
+both when the plan is made (100.01 in 50.00 installments is 50.00 then 50.01) and at each run
+(after a partial payment by the client). A balance left under the minimum with nothing in flight
+stops the plan (``balance_below_minimum``): no processor takes such a charge.
 
-The scheduled run (``run_due_installments``, every 15 minutes) queries ``PLANDUE`` for active plans
-due at ``now`` and charges each through ``autopay.charge_stored_method`` (origin ``plan``) with
-the idempotency key ``plan-<plan>-<installment>-<try>`` (``try`` moves on only once a failure is
-recorded, and is never reused, not even after a resume): a rerun, a second concurrent run or
-a crash between charge and bookkeeping never charges an installment twice.
+The scheduled run (``run_due_installments``, every 15 minutes) walks ``PLANDUE`` for active plans
+due at ``now``, longest due first, every page, within the invocation's time and resuming next run
+where it stopped (``resumable``), and charges each through ``autopay.charge_stored_method`` (origin
+``plan``) with the idempotency key ``plan-<plan>-<installment>-<try>`` (``try`` moves on only once a
+failure is recorded, and is never reused, not even after a resume): a rerun, a second concurrent
+run or a crash between charge and bookkeeping never charges an installment twice. One plan's
+error is logged and the run goes on with the others.
+
+Outages: a Stripe or DynamoDB outage (``ServiceUnavailable``) is not a refusal. The plan is left as
+it is and the next run tries again with the same key and the same amount: the amount of the
+payment that key already made, when it made one (its balance is reserved meanwhile, so the
+amount computed from the balance would differ and Stripe would refuse the key).
 
 Retry policy (documented in docs/decisions.md): a failed installment is retried
 ``RETRY_DELAY`` (one day) later, up to ``MAX_ATTEMPTS`` (3) attempts; after the third failure the
@@ -52,11 +63,16 @@ from firmpay.observability import logger
 from firmpay.payments.autopay import AUTHENTICATION_REQUIRED, charge_stored_method, chargeable_method
 from firmpay.payments.firm_admin import is_resource_id, payable_of
 from firmpay.payments.processor import PaymentProcessor
+from firmpay.payments.resumable import TimeLeft, unlimited, walk_resumably
 
 CHARGE_TIME = time(12, 0, tzinfo=UTC)  # morning across North America
 RETRY_DELAY = timedelta(days=1)
 MAX_ATTEMPTS = 3
 MAX_INSTALLMENTS = 120
+# The worst case of one installment: a customer read, an intent create and a confirm at Stripe, each
+# up to 3 tries of 2 s connect + 5 s read.
+RESERVE_SECONDS = 65.0
+WALK = "plans"
 
 
 # -- the schedule (pure) ---------------------------------------------------------------------------
@@ -83,8 +99,9 @@ def due_at(start_on: date, frequency: PlanFrequency, number: int) -> datetime:
 
 
 def installment_amount(plan: PaymentPlan, balance_minor: int) -> int:
-    """What installment ``plan.next_installment`` charges: the regular amount, or the exact rest."""
-    if plan.next_installment >= plan.installments or balance_minor <= plan.installment_minor:
+    """What installment ``plan.next_installment`` charges: the regular amount, or the exact rest
+    (also when the regular amount would leave less than the processor's minimum behind)."""
+    if plan.next_installment >= plan.installments or balance_minor - plan.installment_minor < MINIMUM_CHARGE_MINOR:
         return balance_minor
     return plan.installment_minor
 
@@ -105,6 +122,8 @@ def split_balance(balance_minor: int, installment_minor: int | None, installment
     if installment_minor < MINIMUM_CHARGE_MINOR:
         raise AmountBelowMinimum(minimum_minor=MINIMUM_CHARGE_MINOR)
     count = -(-balance_minor // installment_minor)
+    if count > 1 and balance_minor - (count - 1) * installment_minor < MINIMUM_CHARGE_MINOR:
+        count -= 1  # the rest would be under the minimum: the last installment takes it
     if count > MAX_INSTALLMENTS:
         raise AmountBelowMinimum(f"A plan has at most {MAX_INSTALLMENTS} installments; raise the installment.")
     return installment_minor, count
@@ -124,6 +143,7 @@ def create_plan(ledger: Ledger, firm: Firm, payable_id: str, request: CreatePlan
     method = chargeable_method(ledger, firm, payable, request.method_id, now)
     if request.start_on < now.date():
         raise InvalidRequest("start_on is in the past; a plan starts today or later.")
+    slot = ledger.plan_slot(payable.payable_id)
     if any(p.status in (PlanStatus.ACTIVE, PlanStatus.PAUSED) for p in ledger.list_plans(payable.payable_id)):
         raise Conflict("This payable already has a payment plan; cancel it first.")
     amount, count = split_balance(payable.balance_minor, request.installment_minor, request.installments)
@@ -142,7 +162,8 @@ def create_plan(ledger: Ledger, firm: Firm, payable_id: str, request: CreatePlan
         created_at=now,
         updated_at=now,
     )
-    ledger.create_plan(plan)
+    if not ledger.create_plan(plan, slot):
+        raise Conflict("This payable already has a payment plan; cancel it first.")
     return plan_out(plan)
 
 
@@ -235,14 +256,27 @@ class PlanRunReport:
         return {"due": sum(self.outcomes.values()), **self.outcomes}
 
 
-def run_due_installments(ledger: Ledger, processor: PaymentProcessor, now: datetime, limit: int = 100) -> PlanRunReport:
-    """Charge every installment due at ``now`` (``now`` is a parameter: tests advance a clock)."""
+def run_due_installments(
+    ledger: Ledger, processor: PaymentProcessor, now: datetime, time_left: TimeLeft = unlimited
+) -> PlanRunReport:
+    """Charge every installment due at ``now`` (``now`` is a parameter: tests advance a clock),
+    while ``time_left()`` leaves room for one more; the next run resumes where this one stopped."""
     report = PlanRunReport()
-    for plan in ledger.due_plans(now, limit):
+
+    def charge(plan: PaymentPlan) -> None:
         try:
             report.add(run_installment(ledger, processor, plan, now))
         except ServiceUnavailable:
             report.add("retry_later")  # Stripe or DynamoDB did not answer: the next run tries again
+        except Exception:  # one plan's error must not keep the plans due after it from being charged
+            logger.exception("plan installment failed unexpectedly", extra={"plan_id": plan.plan_id})
+            report.add("error")
+
+    walked = walk_resumably(
+        ledger, WALK, lambda after: ledger.due_plans(now, after), charge, time_left, RESERVE_SECONDS
+    )
+    if not walked.finished:
+        report.add("resume_next_run")
     return report
 
 
@@ -252,22 +286,30 @@ def run_installment(ledger: Ledger, processor: PaymentProcessor, plan: PaymentPl
     if payable is None or payable.voided_at is not None:
         _save(ledger, plan, now, status=PlanStatus.STOPPED, status_reason="payable_void")
         return "stopped"
-    if payable.balance_minor == 0:
+    key = f"plan-{plan.plan_id}-{plan.next_installment}-{plan.failed_tries + 1}"
+    earlier = _payment_of_key(ledger, plan.firm_id, key)
+    if earlier is not None:
+        amount = earlier.amount_minor  # an attempt an outage interrupted: finish it, same key, same amount
+    elif payable.balance_minor < MINIMUM_CHARGE_MINOR:
         if payable.pending_minor:
-            return "waiting"  # another payment of the rest is in flight: look again next run
-        _save(ledger, plan, now, status=PlanStatus.STOPPED, status_reason="paid_another_way")
+            return "waiting"  # another payment is in flight: look again next run
+        reason = "balance_below_minimum" if payable.balance_minor else "paid_another_way"
+        _save(ledger, plan, now, status=PlanStatus.STOPPED, status_reason=reason)
         return "stopped"
-    amount = installment_amount(plan, payable.balance_minor)
+    else:
+        amount = installment_amount(plan, payable.balance_minor)
     request = AutopayRequest(
         firm_id=plan.firm_id,
         payable_id=plan.payable_id,
         method_id=plan.method_id,
         amount_minor=amount,
         currency=plan.currency,
-        idempotency_key=f"plan-{plan.plan_id}-{plan.next_installment}-{plan.failed_tries + 1}",
+        idempotency_key=key,
     )
     try:
         outcome = charge_stored_method(ledger, processor, request, now, origin="plan")
+    except ServiceUnavailable:
+        raise  # an outage, not a refusal: the next run retries with the same key and amount
     except (MethodUnusable, MethodWithoutConsent, NotFound):
         _save(ledger, plan, now, status=PlanStatus.STOPPED, status_reason="method_unusable")
         return "stopped"
@@ -295,7 +337,7 @@ def run_installment(ledger: Ledger, processor: PaymentProcessor, plan: PaymentPl
             **({"status": PlanStatus.COMPLETED, "status_reason": None} if paid_off else {}),
         )
         return "completed" if paid_off else "charged"
-    if payment.status is PaymentStatus.FAILED:
+    if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELED):
         attempts = plan.attempts + 1
         failed = {
             "attempts": attempts,
@@ -351,6 +393,12 @@ def _plan_of(ledger: Ledger, payment: Payment) -> PaymentPlan | None:
         if method is not None and method.processor_method_id == payment.processor_method_id:
             return plan
     return None
+
+
+def _payment_of_key(ledger: Ledger, firm_id: str, key: str) -> Payment | None:
+    """The payment an installment's idempotency key already made (None: the key is unused)."""
+    record = ledger.get_idempotency(firm_id, key)
+    return ledger.get_payment(record.payable_id, record.payment_id) if record else None
 
 
 def _save(ledger: Ledger, plan: PaymentPlan, now: datetime, **changes: Any) -> PaymentPlan:

@@ -125,6 +125,7 @@ class ProcessorRefund:
     intent_id: str | None = None
     failure_reason: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None
 
 
 class RefundRefused(Exception):
@@ -141,6 +142,8 @@ class RefundProcessor(Protocol):
     def retrieve_refund(self, refund_id: str) -> ProcessorRefund: ...
 
     def find_refund(self, intent_id: str, our_refund_id: str) -> ProcessorRefund | None: ...
+
+    def list_refunds(self, intent_id: str) -> list[ProcessorRefund]: ...
 
 
 class PaymentAndRefundProcessor(PaymentProcessor, RefundProcessor, Protocol):

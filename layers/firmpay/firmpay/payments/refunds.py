@@ -10,14 +10,17 @@
    failed or canceled -> ``release_refund``; pending -> held until the webhook says more.
 
 ``refund_id`` is derived from the payment and the firm's idempotency key, so a retry (same key,
-same request) lands on the same row and the same Stripe key: it finishes a refund a crash or a
-Stripe outage left pending, and never refunds twice. The same key with another request is a 409
-``idempotency_key_reused``.
+same request) lands on the same row: it reads Stripe's refund first (by its id, or by our
+metadata) and creates one only when Stripe has none, so it finishes a refund a crash, an outage or
+a bank left pending, and never refunds twice, also after Stripe forgot the Idempotency-Key
+(kept at least 24 hours). The same key with another request is a 409 ``idempotency_key_reused``.
 
 Stripe's refund events (``charge.refunded``, ``refund.*``, ``charge.refund.updated``) only name
 the payment: ``reconcile_refunds`` reads each of its pending refunds from Stripe and applies it
 with the same conditional writes, so events in any order, any number of times, before or after
-our own request finishes, converge on Stripe's state.
+our own request finishes, converge on Stripe's state. Refunds made outside FirmPay (Stripe's
+Dashboard: no ``refund_id`` in their metadata) are booked from the same events
+(``book_outside_refunds``) and the firm is emailed.
 """
 
 from __future__ import annotations
@@ -118,7 +121,7 @@ def refund_payment(
         if existing is not None:
             if existing.request_sha256 != fingerprint:
                 raise IdempotencyKeyReused("This idempotency key was already used for a different refund.")
-            return drive_refund(ledger, processor, existing, payment, now)
+            return drive_refund(ledger, processor, existing, payment, now, first_attempt=False)
         refund = _new_refund(payable, payment, request, refund_id, fingerprint, now)
         opened = ledger.open_refund(refund, payment)
         if opened == "opened":
@@ -126,7 +129,7 @@ def refund_payment(
                 "refund opened",
                 extra={"refund_id": refund_id, "payment_id": payment.payment_id, "amount_minor": refund.amount_minor},
             )
-            return drive_refund(ledger, processor, refund, payment, now)
+            return drive_refund(ledger, processor, refund, payment, now, first_attempt=True)
         if opened == "stale":
             # Another refund of this payment moved its amounts first: decide again on what is left.
             time.sleep(random.uniform(0.0, 0.01))
@@ -167,15 +170,46 @@ def _new_refund(
     )
 
 
-def drive_refund(ledger: Ledger, processor: RefundProcessor, refund: Refund, payment: Payment, now: datetime) -> Refund:
+def drive_refund(
+    ledger: Ledger, processor: RefundProcessor, refund: Refund, payment: Payment, now: datetime, first_attempt: bool
+) -> Refund:
     """Ask Stripe for a pending refund (same Idempotency-Key every time) and book its answer.
 
-    If Stripe does not answer, the refund stays pending with its amount held (503): a retry with
-    the same idempotency key, or Stripe's webhook, finishes it.
+    On a retry (the refund row was already there) Stripe's refund is read first and only created
+    when Stripe has none: within Stripe's idempotency window a create would replay the first
+    answer (a refund ``pending`` then stays pending forever), and past it (Stripe keeps keys at
+    least 24 hours) it would refund a second time. If Stripe does not answer, the refund stays
+    pending with its amount held (503): a retry with the same idempotency key, or Stripe's webhook,
+    finishes it.
     """
     if refund.status is not RefundStatus.PENDING:
         return refund
     assert payment.processor_intent_id is not None
+    try:
+        answer = None if first_attempt else refund_at_processor(processor, refund, payment.processor_intent_id)
+        if answer is None:
+            answer = _create_at_processor(ledger, processor, refund, payment.processor_intent_id, now)
+            if answer is None:
+                return _current(ledger, refund)
+    except ProcessorUnavailable as error:
+        raise ServiceUnavailable(
+            "The payment processor did not answer. The refund is recorded as pending; retry with the same "
+            "idempotency key to complete it (it will never be refunded twice)."
+        ) from error
+    return apply_processor_refund(ledger, refund, answer, now)
+
+
+def refund_at_processor(processor: RefundProcessor, refund: Refund, intent_id: str) -> ProcessorRefund | None:
+    """Stripe's refund for this ledger refund: by its id once known, else by our metadata (None: none yet)."""
+    if refund.processor_refund_id:
+        return processor.retrieve_refund(refund.processor_refund_id)
+    return processor.find_refund(intent_id, refund.refund_id)
+
+
+def _create_at_processor(
+    ledger: Ledger, processor: RefundProcessor, refund: Refund, intent_id: str, now: datetime
+) -> ProcessorRefund | None:
+    """Create the refund at Stripe; None when Stripe refused it (the refund is then released as failed)."""
     metadata = {
         "firm_id": refund.firm_id,
         "payable_id": refund.payable_id,
@@ -183,29 +217,16 @@ def drive_refund(ledger: Ledger, processor: RefundProcessor, refund: Refund, pay
         "refund_id": refund.refund_id,
     }
     try:
-        try:
-            answer = processor.create_refund(
-                payment.processor_intent_id,
-                refund.amount_minor,
-                _STRIPE_REASONS.get(refund.reason),
-                refund.idempotency_key,
-                metadata,
-            )
-        except RefundRefused as refused:
-            # Past Stripe's idempotency window a retry may be refused although the first call
-            # refunded: look for our refund before calling it failed.
-            found = processor.find_refund(payment.processor_intent_id, refund.refund_id)
-            if found is None:
-                logger.warning("refund refused by the processor", extra={"refund_id": refund.refund_id})
-                ledger.release_refund(refund, RefundStatus.FAILED, f"processor_refused:{refused}", now)
-                return _current(ledger, refund)
-            answer = found
-    except ProcessorUnavailable as error:
-        raise ServiceUnavailable(
-            "The payment processor did not answer. The refund is recorded as pending; retry with the same "
-            "idempotency key to complete it (it will never be refunded twice)."
-        ) from error
-    return apply_processor_refund(ledger, refund, answer, now)
+        return processor.create_refund(
+            intent_id, refund.amount_minor, _STRIPE_REASONS.get(refund.reason), refund.idempotency_key, metadata
+        )
+    except RefundRefused as refused:
+        # A refusal may follow a refund Stripe did make (a concurrent retry): look before failing it.
+        found = processor.find_refund(intent_id, refund.refund_id)
+        if found is None:
+            logger.warning("refund refused by the processor", extra={"refund_id": refund.refund_id})
+            ledger.release_refund(refund, RefundStatus.FAILED, f"processor_refused:{refused}", now)
+        return found
 
 
 def apply_processor_refund(ledger: Ledger, refund: Refund, answer: ProcessorRefund, now: datetime) -> Refund:
@@ -231,13 +252,18 @@ def _current(ledger: Ledger, refund: Refund) -> Refund:
 
 
 def reconcile_refund_event(ledger: Ledger, processor: RefundProcessor, event: StripeEvent, now: datetime) -> str:
-    """A ``charge.refunded`` (a charge) or ``refund.*`` / ``charge.refund.updated`` (a refund) event."""
+    """A ``charge.refunded`` (a charge) or ``refund.*`` / ``charge.refund.updated`` (a refund) event.
+
+    A charge event, or a refund without our metadata, may be about a refund made outside FirmPay
+    (Stripe's Dashboard, or the API by hand): those are booked too (``book_outside_refunds``).
+    """
     obj = event.data.object
     intent_id = obj.get("payment_intent")
     if not isinstance(intent_id, str):
         return "ignored"
     metadata = (obj.get("metadata") or {}) if obj.get("object") == "refund" else {}
     payable_id, payment_id = metadata.get("payable_id"), metadata.get("payment_id")
+    ours = isinstance(metadata.get("refund_id"), str)
     try:
         if not isinstance(payable_id, str) or not isinstance(payment_id, str):
             # A charge event (or a refund made outside FirmPay): the intent says whose payment it is.
@@ -248,9 +274,83 @@ def reconcile_refund_event(ledger: Ledger, processor: RefundProcessor, event: St
         if payment is None or payment.processor_intent_id != intent_id:
             logger.info("refund event for an unknown payment", extra={"event_type": event.type, "event_id": event.id})
             return "ignored"
-        return reconcile_refunds(ledger, processor, payment, now)
+        outcome = reconcile_refunds(ledger, processor, payment, now)
+        if not ours:
+            booked = book_outside_refunds(ledger, processor, payment, now)
+            outcome = booked if outcome == "unchanged" else outcome
+        return outcome
     except ProcessorUnavailable as error:
         raise ServiceUnavailable() from error
+
+
+OUTSIDE_NOTE = "Refunded outside FirmPay (in Stripe)"
+_OUTSIDE_REASONS = {stripe: ours for ours, stripe in _STRIPE_REASONS.items()}
+
+
+def outside_refund_id(processor_refund_id: str) -> str:
+    """Our id for a refund made outside FirmPay: derived from Stripe's, so every event books it once."""
+    return "rfd_" + hashlib.sha256(f"outside\n{processor_refund_id}".encode()).hexdigest()[:24]
+
+
+def book_outside_refunds(ledger: Ledger, processor: RefundProcessor, payment: Payment, now: datetime) -> str:
+    """Book the refunds Stripe holds for the payment that FirmPay did not make (no ``refund_id``
+    in their metadata): the payable's ``paid`` goes down as for our own refunds (a bill's balance is
+    owed again) and the firm is emailed (the stream's ``firm_refund_outside``). ``unchanged`` or
+    ``outside_refund_<status>``. A failed or canceled one moved no money and is not booked.
+    """
+    assert payment.processor_intent_id is not None
+    outcome = "unchanged"
+    for found in processor.list_refunds(payment.processor_intent_id):
+        if "refund_id" in found.metadata or found.status not in ("pending", "succeeded"):
+            continue
+        if ledger.get_refund(payment.payable_id, outside_refund_id(found.refund_id)) is not None:
+            continue  # booked by an earlier event; reconcile_refunds finishes it if it was pending
+        booked = _book_outside_refund(ledger, payment, found, now)
+        outcome = f"outside_refund_{booked.status.value}"
+        logger.warning(
+            "refund made outside FirmPay booked",
+            extra={
+                "refund_id": booked.refund_id,
+                "payment_id": payment.payment_id,
+                "amount_minor": booked.amount_minor,
+            },
+        )
+    return outcome
+
+
+def _book_outside_refund(ledger: Ledger, payment: Payment, found: ProcessorRefund, now: datetime) -> Refund:
+    payable = ledger.get_payable(payment.payable_id)
+    assert payable is not None
+    for _ in range(_MAX_ROUNDS):
+        if payment.status is not PaymentStatus.SUCCEEDED or found.amount_minor > payment.refundable_minor:
+            # Stripe refunded more than the ledger can take: one of our own refunds is held but not
+            # (yet) made at Stripe. Answer 503: Stripe sends the event again once that one is decided.
+            logger.error("outside refund does not fit the payment yet", extra={"payment_id": payment.payment_id})
+            raise ServiceUnavailable()
+        refund = Refund(
+            refund_id=outside_refund_id(found.refund_id),
+            payable_id=payment.payable_id,
+            payment_id=payment.payment_id,
+            firm_id=payment.firm_id,
+            client_id=payment.client_id,
+            amount_minor=found.amount_minor,
+            currency=payment.currency,
+            reason=_OUTSIDE_REASONS.get(found.reason or "", RefundReason.OTHER),
+            note=OUTSIDE_NOTE,
+            booking="trust_disbursement" if payable.kind == "trust_request" else "balance_restored",
+            idempotency_key=f"outside-{found.refund_id}",
+            request_sha256=hashlib.sha256(found.refund_id.encode()).hexdigest(),
+            processor_refund_id=found.refund_id,
+            origin="outside",
+            created_at=now,
+            updated_at=now,
+        )
+        if ledger.open_refund(refund, payment) != "stale":
+            return apply_processor_refund(ledger, _current(ledger, refund), found, now)
+        current = ledger.get_payment(payment.payable_id, payment.payment_id)
+        assert current is not None
+        payment = current
+    raise ServiceUnavailable()
 
 
 def reconcile_refunds(ledger: Ledger, processor: RefundProcessor, payment: Payment, now: datetime) -> str:

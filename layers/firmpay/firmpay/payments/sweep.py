@@ -5,6 +5,10 @@ call and the ledger update, when a webhook was lost, or when a client walked awa
 Secure challenge. The sweep reads each such payment's intent and applies it exactly as the
 webhook does; an intent that was never completed and is older than a review may live is canceled
 at Stripe (with an Idempotency-Key) and the payment released, so its balance is payable again.
+
+It walks every reserved payment, oldest first, within the invocation's time (``resumable``): eCheck
+debits stay reserved for days while they process, and however many there are, a newer abandoned
+3-D Secure payment behind them is reached, in this run or, from where it stopped, the next.
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from firmpay.ledger import Ledger
-from firmpay.models.ledger import PaymentStatus
+from firmpay.models.ledger import Payment, PaymentStatus
 from firmpay.observability import logger
 from firmpay.payments.processor import PaymentProcessor
+from firmpay.payments.resumable import TimeLeft, unlimited, walk_resumably
 from firmpay.payments.webhooks import reconcile_payment
 
 SETTLE_AFTER = timedelta(minutes=3)
-BATCH = 200
+# The worst case of one payment: a retrieve and a cancel, each up to 3 tries of 2 s connect + 5 s read.
+RESERVE_SECONDS = 45.0
+WALK = "sweep"
 
 
 @dataclass
@@ -38,11 +45,13 @@ def sweep_pending(
     now: datetime,
     abandon_after: timedelta,
     settle_after: timedelta = SETTLE_AFTER,
-    batch: int = BATCH,
+    time_left: TimeLeft = unlimited,
 ) -> SweepReport:
-    """Settle, release or cancel every payment reserved for longer than ``settle_after``."""
+    """Settle, release or cancel every payment reserved for longer than ``settle_after``, while
+    ``time_left()`` leaves room for one more; the next run resumes where this one stopped."""
     report = SweepReport()
-    for payment in ledger.pending_payments(now - settle_after, batch):
+
+    def repair(payment: Payment) -> None:
         report.examined += 1
         try:
             outcome = reconcile_payment(ledger, processor, payment, now, abandon_after)
@@ -60,5 +69,17 @@ def sweep_pending(
                 },
             )
         report.outcomes[outcome] += 1
+
+    walked = walk_resumably(
+        ledger,
+        WALK,
+        lambda after: ledger.pending_payments(now - settle_after, after),
+        repair,
+        time_left,
+        RESERVE_SECONDS,
+    )
+    if not walked.finished:
+        report.outcomes["resume_next_run"] += 1
+        logger.warning("sweep ran out of time; the next run resumes where it stopped", extra=report.as_dict())
     logger.info("sweep done", extra=report.as_dict())
     return report

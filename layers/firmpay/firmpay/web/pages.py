@@ -96,7 +96,7 @@ def pay_view(context: LinkContext) -> PayLinkResponse:
         ),
         client_name=context.client.name,
         payment_options=["card", "echeck"] if firm.offers_echeck else ["card"],
-        minimum_amount=money(min(MINIMUM_CHARGE_MINOR, max(payable.balance_minor, 0)) or MINIMUM_CHARGE_MINOR),
+        minimum_amount=money(MINIMUM_CHARGE_MINOR),
     )
 
 
