@@ -122,6 +122,9 @@ def echeck_debits_processing(stack: LocalStack) -> Iterator[Callable[[int], Stac
     forget(stack, made)
 
 
+@pytest.mark.unreconciled(
+    "its 200 debits are rows written straight to the ledger on one real intent, removed by the fixture"
+)
 def test_one_sweep_releases_an_abandoned_challenge_behind_200_processing_debits(
     stack: LocalStack, echeck_debits_processing: Callable[[int], StackLink]
 ) -> None:
@@ -140,6 +143,9 @@ def test_one_sweep_releases_an_abandoned_challenge_behind_200_processing_debits(
     assert debits.invariant().pending_minor == 200 * 100
 
 
+@pytest.mark.unreconciled(
+    "its 200 debits are rows written straight to the ledger on one real intent, removed by the fixture"
+)
 def test_a_sweep_out_of_time_stops_and_the_next_run_resumes_where_it_stopped(
     stack: LocalStack, echeck_debits_processing: Callable[[int], StackLink]
 ) -> None:
