@@ -125,11 +125,11 @@ def command(port: int, parent_pid: int | None = None, tmpdir: Path | None = None
     ]
 
 
-def answers(port: int) -> bool:
-    """DynamoDB Local is up (any HTTP answer; it says 400 to a bare GET)."""
+def answers(port: int, path: str = "/") -> bool:
+    """Something answers HTTP on 127.0.0.1:``port`` (any status: DynamoDB Local says 400 to a bare GET)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
-        conn.request("GET", "/")
+        conn.request("GET", path)
         conn.getresponse().read()
         return True
     except OSError:

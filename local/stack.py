@@ -182,16 +182,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _answers(port: int, path: str = "/") -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", path)
-        conn.getresponse().read()
-        return True
-    except OSError:
-        return False
-    finally:
-        conn.close()
+_answers = dynamodb_local.answers  # any HTTP answer on 127.0.0.1:port (and path)
 
 
 def reset_firmpay_caches() -> None:
