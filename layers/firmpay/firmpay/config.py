@@ -1,7 +1,7 @@
 """Runtime configuration, parsed once per container from the environment.
 
 Every endpoint of an outside service is configuration: the local stack points the same code at
-moto (``AWS_ENDPOINT_URL``, read by boto3 itself), localstripe and the Plaid emulator.
+DynamoDB Local and moto (``AWS_ENDPOINT_URL``, read by boto3 itself), localstripe and the Plaid emulator.
 
 The defaults below are a developer's (127.0.0.1, ``/firmpay/dev/...`` parameters): outside the
 ``local`` and ``dev`` stages every deploy-time setting must be given, and a missing one stops the
