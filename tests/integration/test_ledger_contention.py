@@ -30,7 +30,7 @@ from tests.support.card_stack import StackLink, forget_failed_attempts, open_lin
 pytestmark = pytest.mark.integration
 
 REASONS = ("TransactionConflict", "ThrottlingError")
-ATTEMPTS = 6  # the ledger's tries per transaction (ledger.repository._TRANSACT_ATTEMPTS)
+ATTEMPTS = 6  # the ledger's tries per transaction (ledger.base._TRANSACT_ATTEMPTS)
 AMOUNT = 42_000
 
 
