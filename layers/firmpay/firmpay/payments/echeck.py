@@ -10,7 +10,6 @@ reserved) until Stripe settles or returns it.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -191,13 +190,6 @@ def retire_returned_method(ledger: Ledger, payment: Payment) -> int:
                 extra={"method_id": method.method_id, "return_code": payment.return_code},
             )
     return retired
-
-
-def ach_return_code(network_decline_code: str | None) -> str | None:
-    """The NACHA return code (``R01``...) of a returned debit, as Stripe's network decline code gives it."""
-    if network_decline_code and re.fullmatch(r"R\d\d", network_decline_code):
-        return network_decline_code
-    return None
 
 
 # -- use cases -------------------------------------------------------------------------------------
