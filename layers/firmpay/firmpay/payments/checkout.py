@@ -47,11 +47,11 @@ from firmpay.models.ledger import (
     new_id,
 )
 from firmpay.money import MAXIMUM_CHARGE_MINOR, MINIMUM_CHARGE_MINOR
+from firmpay.payments.ports import PaymentProcessor
 from firmpay.payments.processor import (
     ConfirmRequest,
     Intent,
     IntentRequest,
-    PaymentProcessor,
     ProcessorUnavailable,
 )
 
