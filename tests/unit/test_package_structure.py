@@ -14,6 +14,7 @@ import firmpay
 
 PACKAGE_ROOT = Path(firmpay.__file__).parent
 UPWARD_FROM_PAYMENTS = ("firmpay.web", "firmpay.emails")
+PORTS = "firmpay.payments.ports"
 
 type Graph = dict[str, set[str]]
 
@@ -109,6 +110,18 @@ def upward_edges(graph: Graph) -> list[str]:
     )
 
 
+def protocols_outside_the_ports() -> list[str]:
+    """Every `class X(Protocol)` (or `typing.Protocol`) defined anywhere but the ports module."""
+    found = []
+    for name, path in package_modules().items():
+        if name == PORTS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(ast.unparse(base).endswith("Protocol") for base in node.bases):
+                found.append(f"{name}.{node.name}")
+    return sorted(found)
+
+
 def test_the_walk_sees_the_package_s_own_imports() -> None:
     # Given the real package: the walk must find edges we know exist, or the checks below prove nothing
     graph = import_graph()
@@ -148,3 +161,9 @@ def test_the_package_has_no_import_cycle() -> None:
 def test_the_use_cases_never_import_the_page_or_the_emails() -> None:
     edges = upward_edges(import_graph())
     assert not edges, "firmpay.payments imports up into web/emails:\n" + "\n".join(edges)
+
+
+def test_every_interface_the_use_cases_need_is_in_the_ports_module() -> None:
+    assert "PaymentProcessor" in (PACKAGE_ROOT / "payments" / "ports.py").read_text(encoding="utf-8")
+    outside = protocols_outside_the_ports()
+    assert not outside, f"Protocols outside {PORTS}:\n" + "\n".join(outside)
