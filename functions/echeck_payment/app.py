@@ -17,6 +17,7 @@ from firmpay.models.echeck import EcheckReviewRequest, EcheckSubmitRequest
 from firmpay.observability import logger
 from firmpay.payments import echeck
 from firmpay.payments.links import find_link, resolve_link
+from firmpay.payments.ports import BankLinker
 from firmpay.payments.presenters import payment_result, review_response
 
 app = make_resolver()
@@ -30,7 +31,7 @@ def _ledger() -> Ledger:
     return _LEDGER
 
 
-def _linker() -> echeck.BankLinker:
+def _linker() -> BankLinker:
     from firmpay.gateways.plaid_gateway import PlaidGateway  # plaid-python: only to remove unstored items
 
     return PlaidGateway()

@@ -41,7 +41,7 @@ from firmpay.models.ledger import Firm
 from firmpay.observability import logger
 from firmpay.payments import firm_admin as admin
 from firmpay.payments import plans, refunds
-from firmpay.payments.mandates import mandate_of, render_mandate
+from firmpay.payments.mandates import mandate_of
 from firmpay.payments.method_removal import plaid_item_remover
 
 app = make_resolver()
@@ -168,6 +168,8 @@ def get_mandate(firm_id: str, payable_id: str, payment_id: str) -> MandateOut:
     response_description="text/html",
 )
 def print_mandate(firm_id: str, payable_id: str, payment_id: str) -> Response[str]:
+    from firmpay.web.pages import render_mandate  # the page code only loads on this route, as before
+
     mandate = mandate_of(_ledger(), _firm(firm_id), payable_id, payment_id)
     return html_response(200, render_mandate(mandate, base_path(app.current_event.raw_event)))
 

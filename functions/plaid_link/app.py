@@ -17,6 +17,7 @@ from firmpay.models.echeck import BankConnectionResponse, ExchangeRequest, LinkT
 from firmpay.observability import logger
 from firmpay.payments import echeck
 from firmpay.payments.links import resolve_link
+from firmpay.payments.ports import BankLinker
 
 app = make_resolver()
 
@@ -30,7 +31,7 @@ def _ledger() -> Ledger:
 
 
 @lru_cache(maxsize=1)
-def _linker() -> echeck.BankLinker:
+def _linker() -> BankLinker:
     from firmpay.gateways.plaid_gateway import PlaidGateway  # plaid-python: imported only here, on use
 
     return PlaidGateway()

@@ -12,8 +12,9 @@ from urllib.parse import parse_qs
 import pytest
 
 from firmpay.errors import CaptchaRequired, ServiceUnavailable
-from firmpay.gateways.captcha import CaptchaUnavailable, RecaptchaVerifier
+from firmpay.gateways.captcha import RecaptchaVerifier
 from firmpay.payments.card_testing import DEFAULT_LIMITS, attempt_counters, over_limit, require_human
+from firmpay.payments.ports import CaptchaUnavailable
 
 
 class Siteverify:

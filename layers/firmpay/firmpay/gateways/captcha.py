@@ -13,23 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Protocol
 
 from firmpay.config import get_settings
+from firmpay.payments.ports import CaptchaUnavailable
 from firmpay.secrets import get_secret
 
 # The action a score-based token must have been made for (grecaptcha.execute(key, {action})).
 CARD_ACTION = "card_payment"
-
-
-class CaptchaUnavailable(Exception):
-    """The verification service did not answer (network, timeout, 5xx)."""
-
-
-class CaptchaVerifier(Protocol):
-    def verify(self, token: str, remote_ip: str | None) -> bool:
-        """Whether ``token`` is a valid, unused reCAPTCHA answer; ``CaptchaUnavailable`` if unknown."""
-        ...
 
 
 class RecaptchaVerifier:

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from firmpay.config import get_settings
-from firmpay.payments.echeck import BankAccount, BankLinkError, LinkToken
+from firmpay.payments.ports import BankAccount, BankLinkError, LinkToken
 from firmpay.secrets import get_secret
 
 if TYPE_CHECKING:

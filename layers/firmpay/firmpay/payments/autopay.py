@@ -57,7 +57,8 @@ from firmpay.payments.checkout import (
     sha256_hex,
 )
 from firmpay.payments.firm_admin import authorized_firm, is_resource_id
-from firmpay.payments.processor import PaymentProcessor, ProcessorUnavailable
+from firmpay.payments.ports import PaymentProcessor
+from firmpay.payments.processor import ProcessorUnavailable
 
 # Consent texts under which a client agreed that the firm may charge the stored method later.
 STORE_CONSENT_VERSIONS = frozenset({STORE_METHOD_TEXT_VERSION})

@@ -26,7 +26,6 @@ from firmpay.errors import (
     ReviewExpired,
     ServiceUnavailable,
 )
-from firmpay.gateways.captcha import CaptchaVerifier
 from firmpay.ledger import Ledger, LinkContext
 from firmpay.models.card import CardResultResponse, CardResultStatus, CardReviewResponse
 from firmpay.models.ledger import BillingDetails, MethodSummary, PayLink, Payment, PaymentStatus, Review
@@ -51,8 +50,9 @@ from firmpay.payments.checkout import (
     open_payment,
     stored_method_from,
 )
+from firmpay.payments.ports import CaptchaVerifier, PaymentProcessor
 from firmpay.payments.presenters import payment_result, review_response
-from firmpay.payments.processor import ConfirmRequest, Intent, PaymentProcessor, ProcessorUnavailable
+from firmpay.payments.processor import ConfirmRequest, Intent, ProcessorUnavailable
 
 # Stripe's decline and error codes -> the stable codes of our API (anything else: card_declined).
 DECLINE_CODES = {

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from firmpay.errors import CaptchaRequired, ServiceUnavailable
-from firmpay.gateways.captcha import CaptchaUnavailable, CaptchaVerifier
 from firmpay.ledger import DailyLimit, Ledger
 from firmpay.observability import logger
+from firmpay.payments.ports import CaptchaUnavailable, CaptchaVerifier
 
 Counter = tuple[str, str]
 # A counter under attack stops growing here instead of taking writes forever.

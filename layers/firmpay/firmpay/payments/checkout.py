@@ -16,6 +16,7 @@ The order of events is what keeps money exact:
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -46,11 +47,11 @@ from firmpay.models.ledger import (
     new_id,
 )
 from firmpay.money import MAXIMUM_CHARGE_MINOR, MINIMUM_CHARGE_MINOR
+from firmpay.payments.ports import PaymentProcessor
 from firmpay.payments.processor import (
     ConfirmRequest,
     Intent,
     IntentRequest,
-    PaymentProcessor,
     ProcessorUnavailable,
 )
 
@@ -345,8 +346,6 @@ def apply_intent(ledger: Ledger, payment: Payment, intent: Intent) -> Payment:
     elif intent.status == "requires_payment_method" and intent.failure_code:
         failure = {"failure_code": intent.failure_code, "failure_message": intent.failure_message}
         if payment.method.type == "echeck":
-            from firmpay.payments.echeck import ach_return_code
-
             failure["return_code"] = ach_return_code(intent.network_decline_code)
         if ledger.release(payment, PaymentStatus.FAILED, **failure):
             changed = payment.model_copy(update={**failure, "status": PaymentStatus.FAILED})
@@ -361,6 +360,13 @@ def apply_intent(ledger: Ledger, payment: Payment, intent: Intent) -> Payment:
     current = ledger.get_payment(payment.payable_id, payment.payment_id)
     assert current is not None
     return current
+
+
+def ach_return_code(network_decline_code: str | None) -> str | None:
+    """The NACHA return code (``R01``...) of a returned debit, as Stripe's network decline code gives it."""
+    if network_decline_code and re.fullmatch(r"R\d\d", network_decline_code):
+        return network_decline_code
+    return None
 
 
 def stored_method_from(payment: Payment, intent_method_id: str, now: datetime) -> StoredMethod | None:

@@ -10,10 +10,8 @@ reserved) until Stripe settles or returns it.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from firmpay.errors import (
     BankAccountRefused,
@@ -53,7 +51,8 @@ from firmpay.payments.checkout import (
     open_payment,
     payment_id_for,
 )
-from firmpay.payments.processor import PaymentProcessor, ProcessorUnavailable
+from firmpay.payments.ports import BankAccount, BankLinker, BankLinkError, LinkToken, PaymentProcessor, TokenVault
+from firmpay.payments.processor import ProcessorUnavailable
 
 ACH_MANDATE_TEXT_VERSION = "ach-web-v1"
 
@@ -62,45 +61,6 @@ ACH_MANDATE_TEXT_VERSION = "ach-web-v1"
 # decline code (bank_account_closed, ...) in decline_code (Stripe docs, "Network decline codes", ACH
 # Direct Debit): all but the funds returns (R01, R09) say the account or the authorization is gone.
 ACCOUNT_GONE_RETURNS = frozenset({"R02", "R03", "R04", "R05", "R07", "R08", "R10", "R11", "R16", "R20", "R29", "R31"})
-
-
-@dataclass(frozen=True)
-class LinkToken:
-    link_token: str
-    expiration: object
-
-
-@dataclass(frozen=True)
-class BankAccount:
-    account_id: str
-    name: str
-    mask: str
-    type: str
-    subtype: str
-    institution_name: str
-    verification_status: str | None = None
-
-
-class BankLinkError(Exception):
-    """A Plaid error, with Plaid's own code (INVALID_PUBLIC_TOKEN, ...)."""
-
-    def __init__(self, code: str, error_type: str, retryable: bool) -> None:
-        super().__init__(code)
-        self.code = code
-        self.error_type = error_type
-        self.retryable = retryable
-
-
-class BankLinker(Protocol):
-    def create_link_token(self, client_user_id: str, client_name: str, language: str) -> LinkToken: ...
-
-    def exchange_public_token(self, public_token: str) -> str: ...
-
-    def account(self, access_token: str, account_id: str) -> BankAccount | None: ...
-
-    def stripe_bank_account_token(self, access_token: str, account_id: str) -> str: ...
-
-    def remove_item(self, access_token: str) -> None: ...
 
 
 def bank_error(error: BankLinkError) -> FirmPayError:
@@ -193,22 +153,7 @@ def retire_returned_method(ledger: Ledger, payment: Payment) -> int:
     return retired
 
 
-def ach_return_code(network_decline_code: str | None) -> str | None:
-    """The NACHA return code (``R01``...) of a returned debit, as Stripe's network decline code gives it."""
-    if network_decline_code and re.fullmatch(r"R\d\d", network_decline_code):
-        return network_decline_code
-    return None
-
-
 # -- use cases -------------------------------------------------------------------------------------
-
-
-class TokenVault(Protocol):
-    """Encrypts secrets at rest (KMS in production), bound to an encryption context."""
-
-    def encrypt(self, plaintext: str, context: dict[str, str]) -> str: ...
-
-    def decrypt(self, ciphertext: str, context: dict[str, str]) -> str: ...
 
 
 def _vault_context(firm_id: str, client_id: str) -> dict[str, str]:

@@ -49,8 +49,9 @@ from firmpay.models.ledger import (
     StoredMethod,
     new_id,
 )
-from firmpay.payments.links import PayLinkMailer, issue_pay_link
-from firmpay.payments.processor import PaymentProcessor, ProcessorUnavailable
+from firmpay.payments.links import issue_pay_link
+from firmpay.payments.ports import PayLinkMailer, PaymentProcessor
+from firmpay.payments.processor import ProcessorUnavailable
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 # arn:aws:sts::123456789012:assumed-role/BillingSync/i-0abc... -> one principal for every session.

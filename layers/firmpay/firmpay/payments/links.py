@@ -11,11 +11,11 @@ import hashlib
 import re
 import secrets
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from firmpay.errors import PayLinkExpired, PayLinkNotFound
 from firmpay.ledger import Ledger, LinkContext
-from firmpay.models.ledger import Client, Firm, Payable, PayLink
+from firmpay.models.ledger import Payable, PayLink
+from firmpay.payments.ports import PayLinkMailer
 
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
@@ -65,12 +65,6 @@ def resolve_link(ledger: Ledger, token: str, now: datetime) -> LinkContext:
     if not link.is_usable(now):
         raise PayLinkExpired()
     return ledger.load_link_context(link)
-
-
-class PayLinkMailer(Protocol):
-    """Sends a payable to its client with a fresh "Pay online now" link."""
-
-    def send_payable(self, firm: Firm, client: Client, payable: Payable, pay_url: str) -> object: ...
 
 
 def send_new_link(

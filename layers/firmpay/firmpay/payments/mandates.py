@@ -51,13 +51,3 @@ def mandate_of(ledger: Ledger, firm: Firm, payable_id: str, payment_id: str) -> 
         ip_address=mandate.ip_address,
         user_agent=mandate.user_agent,
     )
-
-
-def render_mandate(mandate: MandateOut, base_path: str = "") -> str:
-    """A printable page of the authorization (no scripts; the firm prints it or saves it as PDF).
-
-    ``base_path``: "/{stage}" when served from API Gateway's own URL (its stylesheet lives there).
-    """
-    from firmpay.web.pages import environment
-
-    return environment().get_template("mandate.html").render(m=mandate, lang="en", base_path=base_path)

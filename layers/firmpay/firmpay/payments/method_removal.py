@@ -24,7 +24,7 @@ from firmpay.errors import NotFound, ServiceUnavailable
 from firmpay.ledger import Ledger
 from firmpay.models.ledger import Firm, MethodRemovalLink, Payment, StoredMethod
 from firmpay.payments.links import TOKEN_PATTERN, hash_token, new_token
-from firmpay.payments.processor import PaymentProcessor
+from firmpay.payments.ports import PaymentProcessor
 
 REMOVAL_LINK_DAYS = 400
 

@@ -62,7 +62,7 @@ from firmpay.money import MINIMUM_CHARGE_MINOR
 from firmpay.observability import logger
 from firmpay.payments.autopay import AUTHENTICATION_REQUIRED, charge_stored_method, chargeable_method
 from firmpay.payments.firm_admin import is_resource_id, payable_of
-from firmpay.payments.processor import PaymentProcessor
+from firmpay.payments.ports import PaymentProcessor
 from firmpay.payments.resumable import TimeLeft, unlimited, walk_resumably
 
 CHARGE_TIME = time(12, 0, tzinfo=UTC)  # morning across North America

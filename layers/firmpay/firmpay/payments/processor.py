@@ -1,13 +1,14 @@
-"""What the payment use cases need from a processor (Stripe), as plain data and a Protocol.
+"""What a processor (Stripe) answers and is asked, as plain data: the vocabulary of the
+``PaymentProcessor`` and ``RefundProcessor`` ports in ``firmpay.payments.ports``.
 
-Use cases depend on this interface only; ``firmpay.gateways.stripe_gateway`` implements it with
-the real Stripe SDK, and unit tests may pass a fake.
+Use cases depend on these types and the ports only; ``firmpay.gateways.stripe_gateway`` implements
+the ports with the real Stripe SDK, and unit tests may pass a fake.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 IntentStatus = Literal[
     "requires_payment_method",
@@ -92,24 +93,6 @@ class ProcessorUnavailable(Exception):
     """The processor did not answer (network, timeout, 5xx, rate limit): retry later, the same way."""
 
 
-class PaymentProcessor(Protocol):
-    def card_details(self, payment_method_id: str) -> CardDetails: ...
-
-    def create_intent(self, request: IntentRequest) -> Intent: ...
-
-    def confirm_intent(self, request: ConfirmRequest) -> Intent: ...
-
-    def retrieve_intent(self, intent_id: str) -> Intent: ...
-
-    def cancel_intent(self, intent_id: str, idempotency_key: str) -> Intent: ...
-
-    def ensure_customer(self, firm_id: str, client_id: str, name: str, email: str, existing: str | None) -> str: ...
-
-    def attach_bank_account(self, customer_id: str, bank_account_token: str) -> BankAccountSource: ...
-
-    def detach_method(self, customer_id: str, method_id: str) -> None: ...
-
-
 # -- refunds ---------------------------------------------------------------------------------------
 
 ProcessorRefundStatus = Literal["pending", "requires_action", "succeeded", "failed", "canceled"]
@@ -130,21 +113,3 @@ class ProcessorRefund:
 
 class RefundRefused(Exception):
     """The processor refused to create the refund (e.g. already refunded there): nothing was refunded."""
-
-
-class RefundProcessor(Protocol):
-    def find_intent(self, intent_id: str) -> Intent | None: ...
-
-    def create_refund(
-        self, intent_id: str, amount_minor: int, reason: str | None, idempotency_key: str, metadata: dict[str, str]
-    ) -> ProcessorRefund: ...
-
-    def retrieve_refund(self, refund_id: str) -> ProcessorRefund: ...
-
-    def find_refund(self, intent_id: str, our_refund_id: str) -> ProcessorRefund | None: ...
-
-    def list_refunds(self, intent_id: str) -> list[ProcessorRefund]: ...
-
-
-class PaymentAndRefundProcessor(PaymentProcessor, RefundProcessor, Protocol):
-    """What the webhook needs: payments and refunds (``StripeGateway`` is both)."""

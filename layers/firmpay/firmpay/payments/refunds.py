@@ -46,7 +46,8 @@ from firmpay.models.card import StripeEvent
 from firmpay.models.ledger import Firm, Payable, Payment, PaymentStatus, Refund, RefundReason, RefundStatus
 from firmpay.observability import logger
 from firmpay.payments.firm_admin import payable_of
-from firmpay.payments.processor import ProcessorRefund, ProcessorUnavailable, RefundProcessor, RefundRefused
+from firmpay.payments.ports import RefundProcessor
+from firmpay.payments.processor import ProcessorRefund, ProcessorUnavailable, RefundRefused
 
 # Stripe knows three reasons; "other" is ours (the note says why) and is sent without one.
 _STRIPE_REASONS = {

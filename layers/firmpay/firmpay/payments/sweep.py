@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from firmpay.ledger import Ledger
 from firmpay.models.ledger import Payment, PaymentStatus
 from firmpay.observability import logger
-from firmpay.payments.processor import PaymentProcessor
+from firmpay.payments.ports import PaymentProcessor
 from firmpay.payments.resumable import TimeLeft, unlimited, walk_resumably
 from firmpay.payments.webhooks import reconcile_payment
 

@@ -22,7 +22,8 @@ from firmpay.payments.card import remember_card
 from firmpay.payments.checkout import apply_intent
 from firmpay.payments.echeck import retire_returned_method
 from firmpay.payments.plans import reopen_after_return
-from firmpay.payments.processor import Intent, PaymentAndRefundProcessor, PaymentProcessor, ProcessorUnavailable
+from firmpay.payments.ports import PaymentAndRefundProcessor, PaymentProcessor
+from firmpay.payments.processor import Intent, ProcessorUnavailable
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 

@@ -21,6 +21,7 @@ from firmpay.payments.presenters import money_view
 if TYPE_CHECKING:
     import jinja2
 
+    from firmpay.models.echeck import MandateOut
     from firmpay.payments.method_removal import RemovalView
 
 WEB = Path(__file__).resolve().parent
@@ -180,3 +181,11 @@ def render_method_removal(state: RemovalPageState, view: RemovalView | None = No
             base_path=base,
         )
     )
+
+
+def render_mandate(mandate: MandateOut, base_path: str = "") -> str:
+    """A printable page of the authorization (no scripts; the firm prints it or saves it as PDF).
+
+    ``base_path``: "/{stage}" when served from API Gateway's own URL (its stylesheet lives there).
+    """
+    return environment().get_template("mandate.html").render(m=mandate, lang="en", base_path=base_path)
