@@ -480,3 +480,26 @@ def test_a_returning_client_with_a_stored_bank_account_pays_from_it_again(stack:
     assert bank_sources(link, again["payment_id"]) == [stored]
     payable = link.invariant()
     assert (payable.pending_minor, payable.balance_minor) == (150_050, 0)
+
+
+def test_a_clean_up_failure_after_the_debit_still_tells_the_client_processing(stack: LocalStack) -> None:
+    """Given a debit Stripe accepted, when the bank link's clean-up cannot reach DynamoDB (every
+    attempt of its Query fails), the client is told "processing", not an error: the money is
+    reserved once and the debit goes on."""
+    link = open_echeck_link(stack)
+    connection = link.connect()
+    reviewed = link.review_echeck(connection["connection_id"], 50_000)
+    assert reviewed.status_code == 200, reviewed.text
+
+    stack.proxy.inject("dynamodb", "Query", 500, times=4)  # list_methods, each of the SDK's attempts
+    try:
+        submitted = link.submit_echeck(reviewed.json()["review_id"])
+    finally:
+        stack.proxy.clear_faults()
+
+    assert submitted.status_code == 200, submitted.text
+    assert submitted.json()["status"] == "processing"
+    payment = link.ledger.get_payment(link.payable_id, submitted.json()["payment_id"])
+    assert payment is not None
+    assert payment.status is PaymentStatus.PROCESSING
+    assert link.invariant().pending_minor == 50_000

@@ -382,7 +382,8 @@ def _keep_or_forget_bank(
 ) -> Payment:
     """Store the bank method (consent given, debit accepted), or remove the Plaid item and the
     Stripe bank account (unless a stored method of this client uses that account)."""
-    if payment.store_method and payment.store_consent is not None and payment.status is PaymentStatus.PROCESSING:
+    store = payment.store_method and payment.store_consent is not None and payment.status is PaymentStatus.PROCESSING
+    if store:
         method = StoredMethod(
             method_id=new_id("mth"),
             firm_id=payment.firm_id,
@@ -398,15 +399,40 @@ def _keep_or_forget_bank(
         )
         ledger.put_method(method)
         payment = ledger.update_reserved_payment(payment, stored_method_id=method.method_id) or payment
-    elif linker is not None:
-        access_token = vault.decrypt(
-            connection.encrypted_access_token, _vault_context(connection.firm_id, connection.client_id)
-        )
-        _remove_quietly(linker, access_token)
-    if not payment.stored_method_id:
-        _delete_unstored_source(ledger, processor, connection)
-    ledger.forget_bank_connection(connection)
+    _forget_bank_after_debit(ledger, processor, None if store else linker, vault, connection, payment)
     return payment
+
+
+def _forget_bank_after_debit(
+    ledger: Ledger,
+    processor: PaymentProcessor,
+    linker: BankLinker | None,
+    vault: TokenVault,
+    connection: BankConnection,
+    payment: Payment,
+) -> None:
+    """Clean up the bank link once the debit is under way, as well as can be done now: the Plaid
+    item (``linker`` None when the method was stored), the unstored ``ba_`` source, the connection.
+
+    Nothing here moves money. A failure is logged and never answered as an error. Otherwise the
+    client would be told the payment failed while the debit is processing. What remains expires on
+    its own: the connection row by TTL, and an unused Plaid item with its ``ba_`` source stays
+    unused.
+    """
+    try:
+        if linker is not None:
+            access_token = vault.decrypt(
+                connection.encrypted_access_token, _vault_context(connection.firm_id, connection.client_id)
+            )
+            _remove_quietly(linker, access_token)
+        if not payment.stored_method_id:
+            _delete_unstored_source(ledger, processor, connection)
+        ledger.forget_bank_connection(connection)
+    except Exception:
+        logger.exception(
+            "bank link not cleaned up after the debit; it expires on its own",
+            extra={"payment_id": payment.payment_id, "connection_id": connection.connection_id},
+        )
 
 
 def _delete_unstored_source(ledger: Ledger, processor: PaymentProcessor, connection: BankConnection) -> None:
