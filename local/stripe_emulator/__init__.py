@@ -142,7 +142,8 @@ def _patch_payment_intents() -> None:
 
 
 def _patch_manual_confirmation(pi: Any) -> None:
-    """Manual confirmation as Stripe documents it (docs "Manual confirmation" / handleCardAction):
+    """Manual confirmation as Stripe documents it (https://docs.stripe.com/js/payment_intents/handle_card_action,
+    https://docs.stripe.com/payments/finalize-payments-on-the-server, "manual confirmation"):
     after the client's challenge the intent is ``requires_confirmation`` and the server's next
     confirm charges it without asking again. Automatic intents charge right after the challenge."""
     original_authenticate = pi._api_authenticate.__func__

@@ -399,28 +399,12 @@ def _keep_or_forget_bank(
         )
         ledger.put_method(method)
         payment = ledger.update_reserved_payment(payment, stored_method_id=method.method_id) or payment
-    _forget_bank_after_debit(ledger, processor, None if store else linker, vault, connection, payment)
-    return payment
-
-
-def _forget_bank_after_debit(
-    ledger: Ledger,
-    processor: PaymentProcessor,
-    linker: BankLinker | None,
-    vault: TokenVault,
-    connection: BankConnection,
-    payment: Payment,
-) -> None:
-    """Clean up the bank link once the debit is under way, as well as can be done now: the Plaid
-    item (``linker`` None when the method was stored), the unstored ``ba_`` source, the connection.
-
-    Nothing here moves money. A failure is logged and never answered as an error. Otherwise the
-    client would be told the payment failed while the debit is processing. What remains expires on
-    its own: the connection row by TTL, and an unused Plaid item with its ``ba_`` source stays
-    unused.
-    """
+    # The debit is under way: the clean-up below moves no money and is best effort. A failure is
+    # logged, never answered as an error (the client would read "failed" while the debit is
+    # processing); what remains expires on its own (the connection row by TTL, an unused Plaid
+    # item and ba_ source).
     try:
-        if linker is not None:
+        if not store and linker is not None:
             access_token = vault.decrypt(
                 connection.encrypted_access_token, _vault_context(connection.firm_id, connection.client_id)
             )
@@ -433,6 +417,7 @@ def _forget_bank_after_debit(
             "bank link not cleaned up after the debit; it expires on its own",
             extra={"payment_id": payment.payment_id, "connection_id": connection.connection_id},
         )
+    return payment
 
 
 def _delete_unstored_source(ledger: Ledger, processor: PaymentProcessor, connection: BankConnection) -> None:
