@@ -16,6 +16,7 @@ DEMO_FIRMS: list[dict[str, Any]] = [
         "firm": {
             "name": "Hartley & Vance LLP",
             "country": "US",
+            "region": "NY",
             "currency": "USD",
             "operating_account": DepositAccount(name="Operating (Chase)", last4="6789"),
             "trust_account": DepositAccount(name="IOLTA Trust (Chase)", last4="4321"),
@@ -37,6 +38,7 @@ DEMO_FIRMS: list[dict[str, Any]] = [
         "firm": {
             "name": "Tremblay Avocats s.e.n.c.r.l.",
             "country": "CA",
+            "region": "QC",
             "currency": "CAD",
             "operating_account": DepositAccount(name="Opérations (Desjardins)", last4="1188"),
             "trust_account": DepositAccount(name="Compte en fidéicommis (Desjardins)", last4="7702"),

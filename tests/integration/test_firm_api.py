@@ -15,6 +15,7 @@ from tests.integration.conftest import CA_KEY, OTHER_KEY, FirmClient, table_snap
 FIRM: dict[str, Any] = {
     "name": "Okafor & Lin LLP",
     "country": "US",
+    "region": "NY",
     "currency": "USD",
     "operating_account": {"name": "Operating", "last4": "5521"},
     "trust_account": {"name": "IOLTA Trust", "last4": "8830"},
@@ -85,7 +86,7 @@ def firm(firm_client: Any) -> dict[str, Any]:
 def canadian_firm(firm_client: Any) -> dict[str, Any]:
     """A Canadian firm (principal firm-ca) with a client and a bill: someone else's, for firm-us."""
     api: FirmClient = firm_client(CA_KEY)
-    body = FIRM | {"name": "Tremblay Avocats", "country": "CA", "currency": "CAD", "language": "fr"}
+    body = FIRM | {"name": "Tremblay Avocats", "country": "CA", "region": "QC", "currency": "CAD", "language": "fr"}
     firm_id = api.call("POST", "/firm/firms", body).json()["firm_id"]
     client_id = api.call(
         "POST", f"/firm/firms/{firm_id}/clients", {"name": "Camille Gagnon", "email": "camille@example.com"}

@@ -318,6 +318,7 @@ def firm_route_calls(link: StackLink) -> list[tuple[str, str, str, Any]]:
         ("POST", "/firm/firms"): {
             "name": "Intruder LLP",
             "country": "US",
+            "region": "NY",
             "currency": "USD",
             "operating_account": {"name": "Operating", "last4": "1111"},
             "trust_account": {"name": "Trust", "last4": "2222"},

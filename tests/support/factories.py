@@ -25,6 +25,7 @@ def make_firm(country: str = "US", principal: str = US_FIRM_PRINCIPAL, language:
         firm_id=new_id("firm"),
         name="Hartley & Vance LLP" if country == "US" else "Tremblay Avocats",
         country=country,  # type: ignore[arg-type]
+        region="NY" if country == "US" else "QC",
         currency="USD" if country == "US" else "CAD",
         language=language,  # type: ignore[arg-type]
         operating_account=DepositAccount(name="Operating", last4="6789"),

@@ -37,6 +37,7 @@ ROLE_SESSION = "arn:aws:sts::000000000000:assumed-role/BillingSync/i-0a1b2c3d4e5
 FIRM_BODY: dict[str, Any] = {
     "name": "Okafor & Lin LLP",
     "country": "US",
+    "region": "NY",
     "currency": "USD",
     "operating_account": {"name": "Operating", "last4": "5521"},
     "trust_account": {"name": "IOLTA Trust", "last4": "8830"},
@@ -382,6 +383,9 @@ def test_given_a_bad_bill_body_when_validated_then_it_is_refused(changes: dict[s
         {"reply_to_email": "Billing <billing@example.com>"},
         {"name": "Okafor\r\nBcc: x@example.com"},
         {"echeck_daily_limit": 0},
+        {"region": "QC"},
+        {"region": "ny"},
+        {"region": "XX"},
     ],
 )
 def test_given_a_bad_firm_body_when_validated_then_it_is_refused(changes: dict[str, Any]) -> None:
@@ -390,9 +394,16 @@ def test_given_a_bad_firm_body_when_validated_then_it_is_refused(changes: dict[s
 
 
 def test_given_a_french_canadian_firm_when_validated_then_it_is_accepted() -> None:
-    body = FIRM_BODY | {"country": "CA", "currency": "CAD", "language": "fr"}
+    body = FIRM_BODY | {"country": "CA", "region": "QC", "currency": "CAD", "language": "fr"}
 
     assert CreateFirmRequest.model_validate(body).language == "fr"
+
+
+def test_given_a_new_firm_without_its_state_or_province_then_it_is_refused() -> None:
+    body = {k: v for k, v in FIRM_BODY.items() if k != "region"}
+
+    with pytest.raises(ValidationError, match="region"):
+        CreateFirmRequest.model_validate(body)
 
 
 @pytest.mark.parametrize("days", [0, 366, "7", 7.0])

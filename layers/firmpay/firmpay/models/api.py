@@ -44,7 +44,9 @@ from firmpay.models.ledger import (
     RefundBooking,
     RefundReason,
     RefundStatus,
+    Region,
     StoredMethod,
+    check_region,
 )
 from firmpay.money import MAXIMUM_AMOUNT_MINOR, Currency
 
@@ -118,6 +120,9 @@ class CreateFirmRequest(ApiRequest):
 
     name: PersonName
     country: Country
+    region: Region = Field(
+        description="Two-letter code of the US state (or DC, PR, territory) or Canadian province where the firm practises."
+    )
     currency: Currency = Field(description="USD for US firms, CAD for Canadian firms.")
     language: Literal["en", "fr"] = Field(default="en", description="'fr' is offered to Canadian firms only.")
     operating_account: DepositAccountIn
@@ -134,6 +139,7 @@ class CreateFirmRequest(ApiRequest):
             raise ValueError("US firms bill in USD and Canadian firms in CAD")
         if self.language == "fr" and self.country != "CA":
             raise ValueError("French is offered to Canadian firms only")
+        check_region(self.country, self.region)
         return self
 
 
@@ -204,6 +210,7 @@ class FirmOut(ApiResponse):
     firm_id: str
     name: str
     country: Country
+    region: str | None
     currency: Currency
     language: Literal["en", "fr"]
     operating_account: DepositAccountOut
@@ -220,6 +227,7 @@ class FirmOut(ApiResponse):
             firm_id=firm.firm_id,
             name=firm.name,
             country=firm.country,
+            region=firm.region,
             currency=firm.currency,
             language=firm.language,
             operating_account=DepositAccountOut.of(firm.operating_account),

@@ -25,6 +25,78 @@ Last4 = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
 
 COUNTRY_CURRENCY: dict[str, Currency] = {"US": "USD", "CA": "CAD"}
 
+# Where a firm practises: a US state (with DC and the territories) or a Canadian province or
+# territory, as its two-letter postal code. Card-surcharge law and the page's language follow it.
+US_REGIONS = frozenset(
+    [
+        "AL",
+        "AK",
+        "AZ",
+        "AR",
+        "CA",
+        "CO",
+        "CT",
+        "DE",
+        "DC",
+        "FL",
+        "GA",
+        "HI",
+        "ID",
+        "IL",
+        "IN",
+        "IA",
+        "KS",
+        "KY",
+        "LA",
+        "ME",
+        "MD",
+        "MA",
+        "MI",
+        "MN",
+        "MS",
+        "MO",
+        "MT",
+        "NE",
+        "NV",
+        "NH",
+        "NJ",
+        "NM",
+        "NY",
+        "NC",
+        "ND",
+        "OH",
+        "OK",
+        "OR",
+        "PA",
+        "RI",
+        "SC",
+        "SD",
+        "TN",
+        "TX",
+        "UT",
+        "VT",
+        "VA",
+        "WA",
+        "WV",
+        "WI",
+        "WY",
+        "PR",
+        "VI",
+        "GU",
+        "AS",
+        "MP",
+    ]
+)
+CA_REGIONS = frozenset(["AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT"])
+COUNTRY_REGIONS: dict[str, frozenset[str]] = {"US": US_REGIONS, "CA": CA_REGIONS}
+Region = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+def check_region(country: str, region: str | None) -> None:
+    """Refuse a region that is not in the firm's country (``None`` is a firm created before regions)."""
+    if region is not None and region not in COUNTRY_REGIONS[country]:
+        raise ValueError(f"{region} is not a {'US state' if country == 'US' else 'Canadian province'} code")
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -52,6 +124,8 @@ class Firm(Item):
     firm_id: str
     name: Name
     country: Country
+    # None only for firms created before regions were recorded; the firm API requires it.
+    region: Region | None = None
     currency: Currency
     language: Literal["en", "fr"] = "en"
     operating_account: DepositAccount
@@ -70,6 +144,7 @@ class Firm(Item):
             raise ValueError(f"a firm in {self.country} bills in {COUNTRY_CURRENCY[self.country]}")
         if self.language == "fr" and self.country != "CA":
             raise ValueError("French is offered for Canadian firms")
+        check_region(self.country, self.region)
         return self
 
     @property

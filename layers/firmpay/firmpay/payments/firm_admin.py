@@ -81,6 +81,7 @@ def create_firm(ledger: Ledger, request: CreateFirmRequest, caller_arn: str, now
         firm_id=new_id("firm"),
         name=request.name,
         country=request.country,
+        region=request.region,
         currency=request.currency,
         language=request.language,
         operating_account=DepositAccount(name=request.operating_account.name, last4=request.operating_account.last4),
