@@ -5,6 +5,7 @@ logs or traces."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from cfnlint.decode import decode
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "layers" / "firmpay"
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +118,44 @@ def test_every_table_is_read_by_the_code_through_its_setting(template: dict[str,
 DECRYPTS = re.compile(r"plaid_item_remover|KmsVault\(\)[\s\S]*submit_echeck|submit_echeck[\s\S]*KmsVault\(\)")
 
 
+def route_modules(source: str) -> set[Path]:
+    """The files of the ``firmpay.routes`` modules a source imports (the routers a handler includes)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        for name in names:
+            if name == "firmpay.routes" or name.startswith("firmpay.routes."):
+                base = PACKAGE.joinpath(*name.split("."))
+                found |= {p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()}
+    return found
+
+
+def handler_code(function: dict[str, Any]) -> str:
+    """The handler's source and that of every route module it includes, transitively."""
+    code = (ROOT / function["Properties"]["CodeUri"] / "app.py").read_text()
+    seen: set[Path] = set()
+    pending = route_modules(code)
+    while pending:
+        path = pending.pop()
+        seen.add(path)
+        text = path.read_text()
+        code += "\n" + text
+        pending |= route_modules(text) - seen
+    return code
+
+
+def test_handler_code_follows_the_routers_a_handler_includes(template: dict[str, Any]) -> None:
+    # Given the firm API, whose routes live in firmpay.routes.firm: its code includes their modules
+    code = handler_code(functions(template)["FirmApiFunction"])
+    assert "def refund_payment(" in code
+    assert "def revoke_method(" in code
+
+
 def test_kms_decrypt_is_granted_exactly_to_the_functions_whose_code_decrypts(template: dict[str, Any]) -> None:
     for name, function in functions(template).items():
-        code = (ROOT / function["Properties"]["CodeUri"] / "app.py").read_text()
+        code = handler_code(function)
         granted = any("kms:Decrypt" in actions(s) for s in statements(function))
 
         assert granted == bool(DECRYPTS.search(code)), f"{name}: kms:Decrypt granted={granted}"
