@@ -48,6 +48,7 @@ from firmpay.money import Locale, Money
 from firmpay.observability import logger
 from firmpay.payments.links import issue_pay_link
 from firmpay.payments.method_removal import RemovalOffer, issue_removal_link, removable_method
+from firmpay.payments.methods import method
 
 LEASE_SECONDS = 60
 MARKER_TTL_SECONDS = 400 * 24 * 3600
@@ -242,8 +243,7 @@ def payment_email_context(
     amount = payment.amount.format(locale)
     account = payment.destination_account
     deposit_account = f"{account.name} \u2022\u2022\u2022\u2022{account.last4}"
-    # The processor's own failure message never reaches a client: a return code, or plain words.
-    reason = return_reason(payment.return_code, lang)
+    reason = return_reason(payment, lang)
     details: list[tuple[str, str]] = []
     if kind.to_firm:
         details.append((words["client"], client.name))
@@ -276,6 +276,8 @@ def payment_email_context(
         "payable_phrase": phrase,
         "number": payable.number,
         "amount": amount,
+        # The method's name in the firm's language ("eCheck"), as its policy says it.
+        "method_name": method(payment.method.type).label(lang),
         "deposit_account": deposit_account,
         "details": details,
         "returned": bool(payment.return_code),
@@ -325,7 +327,7 @@ def _refund_context(
         # A bill's refund reopens its balance (owed again); a trust refund is a trust disbursement.
         "trust_disbursement": refund.booking == "trust_disbursement",
         "due_again": refund.booking == "balance_restored" and payable.open_for_payment,
-        "by_card": payment.method.type == "card",
+        "by_card": method(payment.method.type).instrument == "card",
     }
 
 

@@ -4,10 +4,10 @@ One email per (payment, kind), whatever the number of times the stream delivers 
 
 | change (old -> new status)                         | client                  | firm              |
 |----------------------------------------------------|-------------------------|-------------------|
-| card (any method but eCheck) -> succeeded          | payment received        | payment received  |
-| eCheck -> processing                               | payment submitted       |                   |
-| eCheck processing -> succeeded (settled)           |                         | payment received  |
-| eCheck processing -> failed (returned, R-code)     | payment returned + link | payment returned  |
+| card (a method that settles at once) -> succeeded  | payment received        | payment received  |
+| debit (eCheck: ``settles_later``) -> processing    | payment submitted       |                   |
+| debit processing -> succeeded (settled)            |                         | payment received  |
+| debit processing -> failed (returned, R-code)      | payment returned + link | payment returned  |
 | autopay / plan (origin != pay_page) -> failed      | payment failed + link   | charge failed     |
 | pay-page payment -> failed before processing       |                         |                   |
 | anything -> canceled; an unchanged status          |                         |                   |
@@ -21,6 +21,7 @@ refunds one by one) sends its own email, once per ``refund_id`` (the marker is
 A refund made outside FirmPay (in Stripe's Dashboard, booked from Stripe's events) also tells the
 firm (``firm_refund_outside#<refund_id>``): nobody at the firm asked FirmPay for it.
 
+Whether a method is a debit that settles later is its policy's (``payments.methods``).
 Choices: an eCheck client hears "submitted" when the debit goes to the bank, and nothing more when
 it settles days later (the money was already acknowledged; a second "received" reads like a double
 charge); the firm is told when the money actually arrives. A decline on the pay page sends nothing:
@@ -38,6 +39,7 @@ from typing import Any
 
 from firmpay.ledger.codec import from_item
 from firmpay.models.ledger import Payment, PaymentStatus, RefundStatus, RefundSummary
+from firmpay.payments.methods import method
 
 
 class EmailKind(StrEnum):
@@ -140,59 +142,28 @@ def _status_emails(change: PaymentChange) -> list[EmailKind]:
     new = payment.status
     if old is new:
         return []
-    echeck = payment.method.type == "echeck"
+    debit = method(payment.method.type).settles_later
     if new is PaymentStatus.SUCCEEDED:
-        if echeck and old is PaymentStatus.PROCESSING:
+        if debit and old is PaymentStatus.PROCESSING:
             return [EmailKind.FIRM_RECEIVED]
         return [EmailKind.CLIENT_RECEIVED, EmailKind.FIRM_RECEIVED]
-    if new is PaymentStatus.PROCESSING and echeck:
+    if new is PaymentStatus.PROCESSING and debit:
         return [EmailKind.CLIENT_SUBMITTED]
     if new is PaymentStatus.FAILED:
-        if echeck and old is PaymentStatus.PROCESSING:
+        if debit and old is PaymentStatus.PROCESSING:
             return [EmailKind.CLIENT_FAILED, EmailKind.FIRM_RETURNED]
         if payment.origin != "pay_page":
             return [EmailKind.CLIENT_FAILED, EmailKind.FIRM_FAILED]
     return []
 
 
-# NACHA return codes a client may see, in plain words.
-RETURN_REASONS: dict[str, dict[str, str]] = {
-    "en": {
-        "R01": "there were not enough funds in the account",
-        "R02": "the account is closed",
-        "R03": "the bank could not find the account",
-        "R04": "the account number is not valid",
-        "R05": "the bank was told this debit was not authorized",
-        "R07": "the authorization for this debit was revoked",
-        "R08": "a stop payment was placed on this debit",
-        "R09": "the funds in the account were not yet available",
-        "R10": "the account holder told the bank this debit was not authorized",
-        "R16": "the account is frozen",
-        "R20": "the account does not allow this kind of debit",
-        "R29": "the account holder told the bank this debit was not authorized",
-    },
-    "fr": {
-        "R01": "le compte n'avait pas les fonds suffisants",
-        "R02": "le compte est fermé",
-        "R03": "la banque n'a pas trouvé le compte",
-        "R04": "le numéro de compte n'est pas valide",
-        "R05": "la banque a été avisée que ce prélèvement n'était pas autorisé",
-        "R07": "l'autorisation de ce prélèvement a été révoquée",
-        "R08": "un arrêt de paiement a été placé sur ce prélèvement",
-        "R09": "les fonds du compte n'étaient pas encore disponibles",
-        "R10": "le titulaire a avisé la banque que ce prélèvement n'était pas autorisé",
-        "R16": "le compte est gelé",
-        "R20": "le compte n'accepte pas ce type de prélèvement",
-        "R29": "le titulaire a avisé la banque que ce prélèvement n'était pas autorisé",
-    },
-}
-
-
-def return_reason(code: str | None, lang: str = "en") -> str:
-    """A bank return code (``R01``...) as a person would say it."""
-    reasons = RETURN_REASONS["fr" if lang == "fr" else "en"]
-    if code and code in reasons:
-        return reasons[code]
+def return_reason(payment: Payment, lang: str = "en") -> str:
+    """Why a payment failed, as a person would say it: a returned debit's code in the method's own
+    words (``PaymentMethodPolicy.return_reason``), or plain words. The processor's own failure
+    message never reaches a client."""
+    reason = method(payment.method.type).return_reason(payment.return_code, lang)
+    if reason:
+        return reason
     return (
         "votre banque ou l'émetteur de votre carte l'a refusé"
         if lang == "fr"

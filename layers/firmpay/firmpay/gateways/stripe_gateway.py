@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from firmpay.config import get_settings
 from firmpay.payments.processor import (
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         CustomerCreateParams,
         PaymentIntentConfirmParams,
         PaymentIntentCreateParams,
+        PaymentIntentCreateParamsPaymentMethodOptions,
         RefundCreateParams,
     )
 
@@ -94,8 +95,10 @@ def intent_from_stripe(pi: Any) -> Intent:
         if balance_tx is not None and not isinstance(balance_tx, str):
             fee = _field(balance_tx, "fee")
         refunded = int(_field(charge, "amount_refunded") or 0)
-        details = _field(_field(charge, "payment_method_details"), "us_bank_account")
-        mandate = mandate or _field(details, "mandate")
+        # A debit's mandate is named under the charge's method details, whatever the method type
+        # (payment_method_details.us_bank_account.mandate, .acss_debit.mandate...).
+        details = _field(charge, "payment_method_details")
+        mandate = mandate or _field(_field(details, _field(details, "type") or ""), "mandate")
     method = _field(pi, "payment_method")
     customer = _field(pi, "customer")
     metadata = _field(pi, "metadata") or {}
@@ -197,6 +200,11 @@ class StripeGateway:
             params["customer"] = request.customer_id
         if request.statement_descriptor_suffix:
             params["statement_descriptor_suffix"] = request.statement_descriptor_suffix
+        if request.method_options:
+            # Typed per method type by the SDK; the method policy's options are checked by its tests.
+            params["payment_method_options"] = cast(
+                "PaymentIntentCreateParamsPaymentMethodOptions", {request.method_type: dict(request.method_options)}
+            )
         pi = self._call(
             self.client.v1.payment_intents.create, params=params, options={"idempotency_key": request.idempotency_key}
         )
@@ -205,8 +213,8 @@ class StripeGateway:
     def confirm_intent(self, request: ConfirmRequest) -> Intent:
         import stripe
 
-        # A PaymentIntent has no mandate field: Stripe names an ACH debit's mandate on its charge
-        # (payment_method_details.us_bank_account.mandate), and returns latest_charge as an id unless expanded.
+        # A PaymentIntent has no mandate field: Stripe names a debit's mandate on its charge
+        # (payment_method_details.<type>.mandate), and returns latest_charge as an id unless expanded.
         params: PaymentIntentConfirmParams = {"expand": ["latest_charge"]}
         if request.setup_future_usage:
             params["setup_future_usage"] = request.setup_future_usage

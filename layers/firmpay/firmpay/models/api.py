@@ -471,7 +471,7 @@ class StoredMethodOut(ApiResponse):
     """A payment method a client stored with consent. Never a processor id or a full number."""
 
     method_id: str
-    type: Literal["card", "echeck"]
+    type: str = Field(description="The method: `card`, `echeck` (a US bank account), or one added later.")
     label: str = Field(description="e.g. 'Visa ••••4242' or 'Chase ••••6789'.")
     brand: str | None = Field(description="Card brand (cards).")
     bank_name: str | None = Field(description="Bank name (bank accounts).")

@@ -14,7 +14,9 @@ from firmpay.money import Currency, Locale, Money
 Country = Literal["US", "CA"]
 PayableKind = Literal["bill", "trust_request"]
 Destination = Literal["operating", "trust"]
-MethodType = Literal["card", "echeck"]
+# A payment method's ledger key (``card``, ``echeck``...): the registry in
+# ``firmpay.payments.methods`` says what each one is; stored values are never renamed.
+MethodType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,39}$")]
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Email = Annotated[
@@ -153,10 +155,6 @@ class Firm(Item):
             return "fr-CA" if self.language == "fr" else "en-CA"
         return "en-US"
 
-    @property
-    def offers_echeck(self) -> bool:
-        return self.country == "US"
-
 
 class Client(Item):
     client_id: str
@@ -286,9 +284,9 @@ class MethodSummary(Item):
     holder_name: str | None = None
 
     def label(self) -> str:
-        if self.type == "card":
-            return f"{(self.brand or 'card').title()} \u2022\u2022\u2022\u2022{self.last4 or ''}"
-        return f"{self.bank_name or 'Bank account'} \u2022\u2022\u2022\u2022{self.last4 or ''}"
+        """``Visa ••••4242`` for a card (its brand), ``Chase ••••6789`` for a bank account."""
+        name = self.brand.title() if self.brand else self.bank_name or "Payment method"
+        return f"{name} \u2022\u2022\u2022\u2022{self.last4 or ''}"
 
 
 class BillingDetails(Item):

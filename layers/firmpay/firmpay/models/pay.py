@@ -45,7 +45,8 @@ class PayLinkResponse(View):
     firm: FirmView
     payable: PayableView
     client_name: str
-    payment_options: list[Literal["card", "echeck"]]
+    # The offered methods' keys, in page order (``card``, ``echeck``...; ``payments.methods``).
+    payment_options: list[str]
     minimum_amount: MoneyView
 
 

@@ -12,7 +12,8 @@ goes through the same steps as a pay-page payment, without a browser:
    request), then checkout's ``open_payment``: reserve + PENDING payment + the ``IDEM#`` item in
    one transaction. Concurrent repeats land on the same payment row; a concurrent *different*
    request under the same key loses the transaction and gets the 409.
-3. ``confirm_payment`` off-session (a bank account under its stored mandate) and ``apply_intent``.
+3. checkout's ``confirm_opened`` off-session (a debit under the mandate stored with the method) and
+   ``apply_intent``. Which methods may be charged, and how, is their policy's (``payments.methods``).
    A card that needs authentication fails with ``authentication_required`` (Stripe declines
    off-session confirmations that need 3-D Secure); the confirmation-email stream emails the
    client a pay link to finish on-session for any failed payment not made on the pay page.
@@ -50,13 +51,15 @@ from firmpay.observability import logger
 from firmpay.payments.checkout import (
     STORE_METHOD_TEXT_VERSION,
     check_amount,
-    confirm_payment,
+    confirm_opened,
     create_unconfirmed_intent,
+    current_balance,
     open_payment,
     payment_id_for,
     sha256_hex,
 )
 from firmpay.payments.firm_admin import authorized_firm, is_resource_id
+from firmpay.payments.methods import PaymentMethodPolicy, UnknownMethod, method
 from firmpay.payments.ports import PaymentProcessor
 from firmpay.payments.processor import ProcessorUnavailable
 
@@ -100,12 +103,11 @@ def charge_stored_method(
     if replay is not None:
         return _finish_confirm(ledger, processor, replay, request)
     payable = _payable(ledger, firm, request.payable_id)
-    method = chargeable_method(ledger, firm, payable, request.method_id, now)
+    stored = chargeable_method(ledger, firm, payable, request.method_id, now)
     if request.currency is not None and request.currency != payable.currency:
         raise CurrencyNotAccepted(f"This payable is in {payable.currency}, not {request.currency}.")
     check_amount(payable, request.amount_minor)
-    mandate_id = _mandate_of(method)
-    review = _create_intent(processor, firm, payable, method, request, fingerprint, origin, now)
+    review = _create_intent(processor, firm, payable, stored, request, fingerprint, origin, now)
     idempotency = IdempotencyRecord(
         firm_id=firm.firm_id,
         idempotency_key=request.idempotency_key,
@@ -131,13 +133,7 @@ def charge_stored_method(
     except FirmPayError:
         _cancel_quietly(processor, review)  # the balance went elsewhere meanwhile: nothing charged
         raise
-    if payment.status is PaymentStatus.PENDING:
-        try:
-            payment = confirm_payment(ledger, processor, payment, off_session=True, mandate_id=mandate_id)
-        except ServiceUnavailable:
-            if created:
-                raise
-            # A concurrent repeat is confirming this payment right now: report it as it stands.
+    payment = confirm_opened(ledger, processor, payment, created, off_session=True, mandate_id=stored.mandate_id)
     if payment.status is PaymentStatus.REQUIRES_ACTION:
         payment = _fail_for_authentication(ledger, processor, payment)
     if created:
@@ -145,7 +141,7 @@ def charge_stored_method(
             "stored method charged",
             extra={"payment_id": payment.payment_id, "origin": origin, "status": payment.status.value},
         )
-    return AutopayOutcome(payment, _balance(ledger, payment.payable_id), replayed=not created)
+    return AutopayOutcome(payment, current_balance(ledger, payment.payable_id), replayed=not created)
 
 
 def chargeable_method(ledger: Ledger, firm: Firm, payable: Payable, method_id: str, now: datetime) -> StoredMethod:
@@ -155,24 +151,32 @@ def chargeable_method(ledger: Ledger, firm: Firm, payable: Payable, method_id: s
     and client); a revoked or returned one is ``method_unusable``; one stored without the client's
     consent to future charges is ``method_without_consent``.
     """
-    method = ledger.get_method(firm.firm_id, payable.client_id, method_id) if is_resource_id(method_id) else None
-    if method is None:
+    stored = ledger.get_method(firm.firm_id, payable.client_id, method_id) if is_resource_id(method_id) else None
+    if stored is None:
         raise NotFound("No such stored payment method for this payable's client.")
-    if method.status != "active":
+    if stored.status != "active":
         raise MethodUnusable(
             "This stored payment method was removed."
-            if method.status == "revoked"
+            if stored.status == "revoked"
             else "This stored payment method can no longer be charged (it was declined or returned by the bank)."
         )
-    if method.consent.text_version not in STORE_CONSENT_VERSIONS:
+    if stored.consent.text_version not in STORE_CONSENT_VERSIONS:
         raise MethodWithoutConsent()
-    summary = method.summary
-    expiry = (summary.exp_year or 0, summary.exp_month or 0)
-    if summary.type == "card" and summary.exp_year and expiry < (now.year, now.month):
-        raise MethodUnusable("The stored card has expired.")
-    if summary.type == "echeck" and not firm.offers_echeck:
-        raise MethodNotAllowed("eCheck is offered to US firms only.")
-    return method
+    policy = policy_of(stored)
+    unusable = policy.unusable_reason(stored.summary, now)
+    if unusable:
+        raise MethodUnusable(unusable)
+    if not policy.offered_to(firm):
+        raise MethodNotAllowed(policy.not_offered_reason)
+    return stored
+
+
+def policy_of(stored: StoredMethod) -> PaymentMethodPolicy:
+    """The policy of a stored method; one whose method is no longer offered at all cannot be charged."""
+    try:
+        return method(stored.summary.type)
+    except UnknownMethod:
+        raise MethodUnusable("This kind of payment method is no longer offered.") from None
 
 
 def autopay_result(outcome: AutopayOutcome) -> AutopayOut:
@@ -225,7 +229,7 @@ def _replay(ledger: Ledger, firm_id: str, key: str, fingerprint: str) -> Autopay
     payment = ledger.get_payment(record.payable_id, record.payment_id)
     if payment is None:  # written in one transaction with the key: cannot happen
         raise ServiceUnavailable()
-    return AutopayOutcome(payment, _balance(ledger, payment.payable_id), replayed=True)
+    return AutopayOutcome(payment, current_balance(ledger, payment.payable_id), replayed=True)
 
 
 def _finish_confirm(
@@ -236,32 +240,24 @@ def _finish_confirm(
     payment = replay.payment
     if payment.status is not PaymentStatus.PENDING:
         return replay
-    method = ledger.get_method(payment.firm_id, payment.client_id, request.method_id)
-    try:
-        payment = confirm_payment(
-            ledger, processor, payment, off_session=True, mandate_id=_mandate_of(method) if method else None
-        )
-    except ServiceUnavailable:
-        return replay  # still in flight (or Stripe still silent): the webhook or the sweep settles it
+    stored = ledger.get_method(payment.firm_id, payment.client_id, request.method_id)
+    # Still in flight (or Stripe still silent): the payment is answered as it stands, and the
+    # webhook or the sweep settles it.
+    payment = confirm_opened(
+        ledger, processor, payment, created=False, off_session=True, mandate_id=stored.mandate_id if stored else None
+    )
+    if payment is replay.payment:
+        return replay
     if payment.status is PaymentStatus.REQUIRES_ACTION:
         payment = _fail_for_authentication(ledger, processor, payment)
-    return AutopayOutcome(payment, _balance(ledger, payment.payable_id), replayed=True)
-
-
-def _mandate_of(method: StoredMethod) -> str | None:
-    """The debit mandate a stored bank account is charged under (cards need none).
-
-    Without a recorded mandate id, Stripe uses the account's active multi-use mandate, the one
-    made when the client paid with ``setup_future_usage`` and agreed to future debits.
-    """
-    return method.mandate_id if method.summary.type == "echeck" else None
+    return AutopayOutcome(payment, current_balance(ledger, payment.payable_id), replayed=True)
 
 
 def _create_intent(
     processor: PaymentProcessor,
     firm: Firm,
     payable: Payable,
-    method: StoredMethod,
+    stored: StoredMethod,
     request: AutopayRequest,
     fingerprint: str,
     origin: Origin,
@@ -276,10 +272,10 @@ def _create_intent(
         payable,
         review_id,
         request.amount_minor,
-        method.summary.type,
-        method.processor_method_id,
-        method.processor_customer_id,
-        metadata={"origin": origin, "method_id": method.method_id},
+        policy_of(stored),
+        stored.processor_method_id,
+        stored.processor_customer_id,
+        metadata={"origin": origin, "method_id": stored.method_id},
     )
     return Review(
         review_id=review_id,
@@ -288,13 +284,13 @@ def _create_intent(
         client_id=payable.client_id,
         amount_minor=request.amount_minor,
         currency=payable.currency,
-        method=method.summary,
+        method=stored.summary,
         payable_version=payable.version,
         destination=destination,
         destination_account=firm.trust_account if destination == "trust" else firm.operating_account,
         processor_intent_id=intent.intent_id,
-        processor_customer_id=method.processor_customer_id,
-        processor_method_id=method.processor_method_id,
+        processor_customer_id=stored.processor_customer_id,
+        processor_method_id=stored.processor_method_id,
         expires_at=now + timedelta(minutes=15),
         created_at=now,
     )
@@ -328,11 +324,6 @@ def _cancel_quietly(processor: PaymentProcessor, review: Review) -> None:
         processor.cancel_intent(review.processor_intent_id, f"fp-cancel-{review.review_id}")
     except Exception:  # best effort: an unconfirmed intent charges nothing
         logger.info("unconfirmed autopay intent left at the processor", extra={"review_id": review.review_id})
-
-
-def _balance(ledger: Ledger, payable_id: str) -> int:
-    payable = ledger.get_payable(payable_id)
-    return payable.balance_minor if payable else 0
 
 
 def direct_invoke(

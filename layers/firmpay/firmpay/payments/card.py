@@ -1,16 +1,18 @@
-"""Card payments from a pay link, on top of ``checkout``: review, submit, complete after 3-D Secure.
+"""The card routes of the pay page, on the checkout pipeline: review, submit, complete after 3-D Secure.
+
+The card's rules (fees, how declines read, expiry of a stored card) are its policy,
+``payments.methods.card``; what is here is how the pay page collects a card and defends itself:
 
 - ``create_card_review``: the card (a Stripe PaymentMethod made by Stripe.js: the number never
   reaches us) is summarised (brand, last 4, expiry), the amount checked, and checkout's review
   creates the unconfirmed PaymentIntent.
-- ``submit_card``: one BatchGetItem (review, payable, firm, attempt counters), checkout's
-  reserve-and-write-ahead transaction, the idempotent confirm at Stripe, and the settle or release
-  transaction: four DynamoDB requests with the link lookup. Double clicks, reloads and second tabs
-  land on the same payment row and the same Stripe Idempotency-Key.
+- ``submit_card``: checkout's ``submit`` with the card-testing counters as its guard: one
+  BatchGetItem (review, payable, firm, attempt counters), the reserve-and-write-ahead transaction,
+  the idempotent confirm at Stripe, and the settle or release transaction: four DynamoDB requests
+  with the link lookup. Double clicks, reloads and second tabs land on the same payment row and
+  the same Stripe Idempotency-Key.
 - ``complete_card``: after the browser ran the 3-D Secure challenge, the server reads the intent
   from Stripe and applies it; the browser never decides the outcome.
-- ``remember_card``: the METHOD record, only for a succeeded payment whose client checked the box;
-  deterministic, so the submit, the webhook and the sweep can all call it.
 """
 
 from __future__ import annotations
@@ -18,21 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from firmpay.errors import (
-    Conflict,
-    InvalidPaymentMethod,
-    InvalidRequest,
-    NotFound,
-    ReviewExpired,
-    ServiceUnavailable,
-)
-from firmpay.ledger import Ledger, LinkContext
+from firmpay.errors import InvalidPaymentMethod, NotFound, ServiceUnavailable
+from firmpay.ledger import DailyLimit, Ledger, LinkContext
 from firmpay.models.card import CardResultResponse, CardResultStatus, CardReviewResponse
 from firmpay.models.ledger import BillingDetails, MethodSummary, PayLink, Payment, PaymentStatus, Review
 from firmpay.money import Locale
-from firmpay.observability import logger
 from firmpay.payments.card_testing import (
     DEFAULT_LIMITS,
+    AttemptCounters,
     CardTestingLimits,
     attempt_counters,
     attempt_slots,
@@ -40,30 +35,21 @@ from firmpay.payments.card_testing import (
     give_back,
 )
 from firmpay.payments.checkout import (
-    STORE_METHOD_TEXT,
-    STORE_METHOD_TEXT_VERSION,
+    AttemptGuard,
+    CheckoutOutcome,
+    Submission,
+    SubmitChoice,
     apply_intent,
     check_amount,
-    confirm_payment,
-    consent,
     create_review,
-    open_payment,
-    stored_method_from,
+    current_balance,
+    remember_method,
+    submit,
 )
+from firmpay.payments.methods import CARD
 from firmpay.payments.ports import CaptchaVerifier, PaymentProcessor
 from firmpay.payments.presenters import payment_result, review_response
 from firmpay.payments.processor import ConfirmRequest, Intent, ProcessorUnavailable
-
-# Stripe's decline and error codes -> the stable codes of our API (anything else: card_declined).
-DECLINE_CODES = {
-    "insufficient_funds": "insufficient_funds",
-    "expired_card": "expired_card",
-    "incorrect_cvc": "incorrect_cvc",
-    "invalid_cvc": "incorrect_cvc",
-    "processing_error": "processing_error",
-    "payment_intent_authentication_failure": "authentication_failed",
-    "authentication_required": "authentication_failed",
-}
 
 _RESULT_STATUS: dict[PaymentStatus, CardResultStatus] = {
     PaymentStatus.SUCCEEDED: "succeeded",
@@ -74,15 +60,7 @@ _RESULT_STATUS: dict[PaymentStatus, CardResultStatus] = {
     PaymentStatus.PROCESSING: "pending",
 }
 
-
-@dataclass(frozen=True)
-class CardOutcome:
-    """A card payment as the client sees it after submit or complete."""
-
-    payment: Payment
-    balance_minor: int
-    locale: Locale
-    client_secret: str | None = None
+CardOutcome = CheckoutOutcome
 
 
 def decline_code(payment: Payment) -> str | None:
@@ -90,7 +68,37 @@ def decline_code(payment: Payment) -> str | None:
         return "canceled"
     if payment.status is not PaymentStatus.FAILED:
         return None
-    return DECLINE_CODES.get(payment.failure_code or "", "card_declined")
+    return CARD.decline_code(payment.failure_code)
+
+
+@dataclass(frozen=True)
+class CardTestingGuard(AttemptGuard):
+    """The card-testing counters of one caller on one link, as checkout's submit guard: read with
+    the review, reCAPTCHA asked past the limits, one slot of each taken in the reserve transaction.
+    Whoever settles the payment (this submit, complete, the webhook, the sweep) gives them back in
+    the settle transaction; a declined or abandoned attempt keeps them."""
+
+    counters: AttemptCounters
+    limits: CardTestingLimits
+    verifier: CaptchaVerifier
+    captcha_token: str | None
+    ip_address: str
+
+    @property
+    def counter_keys(self) -> list[tuple[str, str]]:
+        return self.counters.keys
+
+    def slots(self, submission: Submission) -> list[DailyLimit]:
+        verified = check_attempt(
+            submission.counts,
+            self.counters,
+            self.limits,
+            self.verifier,
+            self.captcha_token,
+            self.ip_address,
+            submission.review.human_verified,
+        )
+        return attempt_slots(self.counters, self.limits, verified)
 
 
 # -- use cases -------------------------------------------------------------------------------------
@@ -128,7 +136,7 @@ def create_card_review(
         # Someone else's saved card: Stripe would refuse it, and we never reveal whose it is.
         raise InvalidPaymentMethod()
     method = MethodSummary(
-        type="card",
+        type=CARD.key,
         brand=card.brand,
         last4=card.last4,
         exp_month=card.exp_month,
@@ -172,47 +180,19 @@ def submit_card(
 ) -> CardOutcome:
     """Reserve, confirm at Stripe (idempotently) and settle or release the review's payment.
 
-    Any number of submits of one review make one payment and at most one charge.
+    Any number of submits of one review make one payment and at most one charge; a card that
+    asks for 3-D Secure comes back with the client secret Stripe.js needs for the challenge.
     """
-    counters = attempt_counters(link.token_hash, ip_address, now, limits)
-    state = ledger.get_checkout_state(link.payable_id, review_id, link.firm_id, counters.keys)
-    review, payable, firm = state.review, state.payable, state.firm
-    if review is None or payable is None or firm is None or review.expires_at <= now:
-        raise ReviewExpired()
-    if review.method.type != "card" or review.client_id != link.client_id:
-        raise InvalidRequest("This review is not a card review of this link.")
-    verified = check_attempt(state.counts, counters, limits, verifier, captcha_token, ip_address, review.human_verified)
-    store_consent = (
-        consent(STORE_METHOD_TEXT.format(firm=firm.name), STORE_METHOD_TEXT_VERSION, now, ip_address, user_agent)
-        if store_method
-        else None
+    guard = CardTestingGuard(
+        attempt_counters(link.token_hash, ip_address, now, limits), limits, verifier, captcha_token, ip_address
     )
-    # The attempt slots are taken in the reserve transaction itself: the counters read above only
-    # decide whether to ask for reCAPTCHA; the transaction is what stops the 4th parallel submit.
-    # Whoever settles the payment (this submit, complete, the webhook, the sweep) gives them back
-    # in the settle transaction; a declined or abandoned attempt keeps them.
-    slots = attempt_slots(counters, limits, verified)
-    payment, created = open_payment(ledger, review, payable, now, store_consent=store_consent, attempt_slots=slots)
-    if payment.status is PaymentStatus.PENDING:
-        try:
-            payment = confirm_payment(ledger, processor, payment)
-        except ServiceUnavailable:
-            if created:
-                raise
-            # The first submit of this review is confirming right now (Stripe answers the same
-            # Idempotency-Key with "in use"): report the payment as pending; it settles shortly.
-    client_secret = None
-    if payment.status is PaymentStatus.REQUIRES_ACTION:
-        client_secret = _client_secret(processor, payment)
-    remember_card(ledger, payment, now)
-    if created:
-        # The payable as read before the reserve, less this payment unless it was released: no
-        # extra read on the hot path (a concurrent payment may have lowered it meanwhile).
-        taken = 0 if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELED) else payment.amount_minor
-        balance = payable.balance_minor - taken
-    else:
-        balance = _current_balance(ledger, payment)
-    return CardOutcome(payment, balance, firm.locale, client_secret)
+    choice = SubmitChoice(store_method=store_method, ip_address=ip_address, user_agent=user_agent)
+    outcome = submit(ledger, processor, CARD, link, review_id, choice, now, guard)
+    if outcome.payment.status is PaymentStatus.REQUIRES_ACTION:
+        return CheckoutOutcome(
+            outcome.payment, outcome.balance_minor, outcome.locale, _client_secret(processor, outcome.payment)
+        )
+    return outcome
 
 
 def complete_card(
@@ -225,7 +205,7 @@ def complete_card(
     """After the 3-D Secure challenge: read the intent from Stripe and apply it (the attempt's
     card-testing slots, taken at submit, go back in the settle transaction if it succeeded)."""
     payment = ledger.get_payment(link.payable_id, payment_id)
-    if payment is None or payment.method.type != "card" or payment.client_id != link.client_id:
+    if payment is None or payment.method.type != CARD.key or payment.client_id != link.client_id:
         raise NotFound("No such payment.")
     client_secret = None
     if payment.reserved:
@@ -239,26 +219,10 @@ def complete_card(
         payment = apply_intent(ledger, payment, intent)
         if payment.status is PaymentStatus.REQUIRES_ACTION:
             client_secret = intent.client_secret
-    remember_card(ledger, payment, now)
+    remember_method(ledger, payment, now)
     firm = ledger.get_firm(link.firm_id)
     locale: Locale = firm.locale if firm else "en-US"
-    return CardOutcome(payment, _current_balance(ledger, payment), locale, client_secret)
-
-
-def remember_card(ledger: Ledger, payment: Payment, now: datetime) -> None:
-    """Store the card of a succeeded payment whose client consented; a no-op otherwise or when stored."""
-    if payment.method.type != "card" or payment.status is not PaymentStatus.SUCCEEDED:
-        return
-    if payment.processor_method_id is None:
-        return
-    method = stored_method_from(payment, payment.processor_method_id, now)
-    if method is None:
-        return
-    try:
-        ledger.put_method(method)
-    except Conflict:
-        return  # stored already (by the submit, the webhook or the sweep)
-    logger.info("card stored for future use", extra={"method_id": method.method_id})
+    return CheckoutOutcome(payment, current_balance(ledger, payment.payable_id), locale, client_secret)
 
 
 def _confirm_after_action(processor: PaymentProcessor, payment: Payment) -> Intent:
@@ -278,11 +242,6 @@ def _client_secret(processor: PaymentProcessor, payment: Payment) -> str | None:
         return processor.retrieve_intent(payment.processor_intent_id).client_secret
     except ProcessorUnavailable as error:
         raise ServiceUnavailable() from error
-
-
-def _current_balance(ledger: Ledger, payment: Payment) -> int:
-    payable = ledger.get_payable(payment.payable_id)
-    return payable.balance_minor if payable else 0
 
 
 # -- what the page shows ---------------------------------------------------------------------------

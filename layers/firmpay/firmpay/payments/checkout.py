@@ -1,23 +1,30 @@
-"""Review, submit and complete a payment: one machinery for cards, eCheck and autopay.
+"""The checkout pipeline: review -> submit -> apply, one machinery for every payment method,
+on the pay page (card, eCheck), in autopay and in payment plans.
 
 The order of events is what keeps money exact:
 
-1. ``review``: validate the amount against the balance, create the processor intent (not yet
-   confirmed, so nothing is charged) and a short-lived review record.
-2. ``submit``: re-check the review against the current balance, **reserve** the amount and
-   write the PENDING payment row in one transaction (write-ahead), then confirm at the processor
-   with an Idempotency-Key derived from the payment id. Retries and concurrent submits of the
-   same review map to the same payment id, hence the same key: Stripe charges at most once.
+1. ``create_review``: validate the amount against the balance and the method's rules (its
+   policy in ``payments.methods``: who may use it, its limits, its mandate text), create the
+   processor intent (not yet confirmed, so nothing is charged) and a short-lived review record.
+2. submit: ``load_submission`` re-reads the review with the current balance; ``open_payment``
+   **reserves** the amount and writes the PENDING payment row in one transaction (write-ahead);
+   ``confirm_opened`` confirms at the processor with an Idempotency-Key derived from the payment
+   id. Retries and concurrent submits of the same review map to the same payment id, hence the
+   same key: Stripe charges at most once. ``submit`` is these steps for a pay-page method; a
+   method that keeps something of its own at submit (``payments.echeck``), and autopay, compose
+   the same steps.
 3. ``apply_intent``: the processor's answer (read by the server, never taken from the browser)
    settles, releases or parks the payment with conditional updates, so the webhook, the sweep
-   and the submit can all apply it, in any order, any number of times.
+   and the submit can all apply it, in any order, any number of times; ``remember_method`` and
+   ``retire_returned_method`` then keep the stored methods in line with it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -25,11 +32,15 @@ from firmpay.errors import (
     AmountAboveMaximum,
     AmountBelowMinimum,
     AmountOverBalance,
+    Conflict,
+    InvalidRequest,
+    MandateRequired,
     PayableClosed,
     ReviewExpired,
     ServiceUnavailable,
 )
 from firmpay.ledger import DailyLimit, Ledger, LinkContext
+from firmpay.ledger.repository import CheckoutState
 from firmpay.models.ledger import (
     BillingDetails,
     Client,
@@ -38,15 +49,17 @@ from firmpay.models.ledger import (
     IdempotencyRecord,
     Mandate,
     MethodSummary,
-    MethodType,
     Payable,
+    PayLink,
     Payment,
     PaymentStatus,
     Review,
     StoredMethod,
     new_id,
 )
-from firmpay.money import MAXIMUM_CHARGE_MINOR, MINIMUM_CHARGE_MINOR
+from firmpay.money import MAXIMUM_CHARGE_MINOR, MINIMUM_CHARGE_MINOR, Locale
+from firmpay.observability import logger
+from firmpay.payments.methods import PaymentMethodPolicy, method
 from firmpay.payments.ports import PaymentProcessor
 from firmpay.payments.processor import (
     ConfirmRequest,
@@ -54,6 +67,8 @@ from firmpay.payments.processor import (
     IntentRequest,
     ProcessorUnavailable,
 )
+
+Origin = Literal["pay_page", "autopay", "plan"]
 
 STORE_METHOD_TEXT_VERSION = "store-method-v1"
 STORE_METHOD_TEXT = (
@@ -84,14 +99,10 @@ def payment_id_for(review_id: str) -> str:
     return "pay_" + hashlib.sha256(review_id.encode()).hexdigest()[:24]
 
 
-def estimated_fee(method: MethodType, amount_minor: int) -> int:
-    """The processor fee we book against the operating account when Stripe has not reported it yet.
-
-    Standard US/CA list pricing: cards 2.9% + 0.30, ACH debit 0.8% capped at 5.00.
-    """
-    if method == "card":
-        return (amount_minor * 29 + 500) // 1000 + 30
-    return min((amount_minor * 8 + 500) // 1000, 500)
+def estimated_fee(method_type: str, amount_minor: int) -> int:
+    """The processor fee we book against the operating account when Stripe has not reported it
+    yet: the method's list price (``PaymentMethodPolicy.fees``)."""
+    return method(method_type).fees.estimate(amount_minor)
 
 
 def check_amount(payable: Payable, amount_minor: int) -> None:
@@ -127,30 +138,43 @@ def ensure_customer(ledger: Ledger, processor: PaymentProcessor, client: Client)
     return ledger.set_client_customer(client, customer_id)
 
 
+def check_method(policy: PaymentMethodPolicy, firm: Firm, payable: Payable, amount_minor: int) -> None:
+    """The method may pay this payable at this firm, and the amount is within the firm's limit for it."""
+    policy.refuse_unless_offered(firm, payable)
+    policy.check_limits(firm, amount_minor)
+
+
 def create_review(
     ledger: Ledger,
     processor: PaymentProcessor,
     context: LinkContext,
     amount_minor: int,
-    method: MethodSummary,
+    summary: MethodSummary,
     payment_method_id: str,
     now: datetime,
     ttl_seconds: int,
     billing: BillingDetails | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Review:
-    """Check the amount, create the (unconfirmed) processor intent and store the review.
+    """Check the method and the amount, create the (unconfirmed) processor intent and store the
+    review, with the exact mandate text the client will accept for a debit.
 
-    ``extra`` carries method-specific review fields (the eCheck mandate text and bank connection).
+    ``extra`` carries review fields of the method's own (the eCheck's bank connection).
     """
     payable, firm = context.payable, context.firm
+    policy = method(summary.type)
+    check_method(policy, firm, payable, amount_minor)
     check_amount(payable, amount_minor)
     customer_id = ensure_customer(ledger, processor, context.client)
     review_id = new_id("rev")
     destination = payable.destination
     intent = create_unconfirmed_intent(
-        processor, firm, payable, review_id, amount_minor, method.type, payment_method_id, customer_id
+        processor, firm, payable, review_id, amount_minor, policy, payment_method_id, customer_id
     )
+    mandate_text = None
+    if policy.mandate is not None:
+        amount = payable.money(amount_minor).format(firm.locale)
+        mandate_text = policy.mandate.text(firm, payable, amount, summary.label(), now)
     review = Review(
         review_id=review_id,
         payable_id=payable.payable_id,
@@ -158,7 +182,7 @@ def create_review(
         client_id=context.client.client_id,
         amount_minor=amount_minor,
         currency=payable.currency,
-        method=method,
+        method=summary,
         payable_version=payable.version,
         destination=destination,
         destination_account=firm.trust_account if destination == "trust" else firm.operating_account,
@@ -166,6 +190,8 @@ def create_review(
         processor_customer_id=customer_id,
         processor_method_id=payment_method_id,
         billing=billing,
+        mandate_text=mandate_text,
+        daily_limit=policy.daily_payments(firm),
         expires_at=now + timedelta(seconds=ttl_seconds),
         created_at=now,
         **(extra or {}),
@@ -180,7 +206,7 @@ def create_unconfirmed_intent(
     payable: Payable,
     review_id: str,
     amount_minor: int,
-    method_type: MethodType,
+    policy: PaymentMethodPolicy,
     payment_method_id: str,
     customer_id: str | None,
     metadata: dict[str, str] | None = None,
@@ -194,7 +220,7 @@ def create_unconfirmed_intent(
                 amount_minor=amount_minor,
                 currency=payable.currency,
                 payment_method_id=payment_method_id,
-                method_type="card" if method_type == "card" else "us_bank_account",
+                method_type=policy.processor_type,
                 idempotency_key=f"fp-review-{review_id}",
                 customer_id=customer_id,
                 description=f"{firm.name} - {kind} {payable.number}",
@@ -206,18 +232,162 @@ def create_unconfirmed_intent(
                     "destination": payable.destination,
                     **(metadata or {}),
                 },
+                method_options=policy.mandate.processor_options if policy.mandate else {},
             )
         )
     except ProcessorUnavailable as error:
         raise ServiceUnavailable() from error
 
 
-def load_review(ledger: Ledger, payable_id: str, review_id: str, now: datetime) -> tuple[Review, Payable]:
-    """The review and the payable's current state; expired or unknown reviews are refused."""
-    review, payable = ledger.get_review_and_payable(payable_id, review_id)
-    if review is None or payable is None or review.expires_at <= now:
+# -- submit ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmitChoice:
+    """What the client chose and who they are, as a pay-page submit tells it."""
+
+    store_method: bool
+    ip_address: str
+    user_agent: str
+    # The box of the method's mandate is checked (ignored for a method without a mandate).
+    authorized: bool = False
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A review about to be submitted, with the payable and the firm as they are now."""
+
+    policy: PaymentMethodPolicy
+    review: Review
+    payable: Payable
+    firm: Firm
+    counts: dict[tuple[str, str], int]
+
+
+@dataclass(frozen=True)
+class CheckoutOutcome:
+    """A payment as the client sees it after a submit (or the completion of a 3-D Secure challenge)."""
+
+    payment: Payment
+    balance_minor: int
+    locale: Locale
+    client_secret: str | None = None
+
+
+class AttemptGuard(ABC):
+    """A pay-page defence read with the submit's state, whose slots the reserve transaction takes
+    (the card-testing counters, ``payments.card.CardTestingGuard``)."""
+
+    @property
+    @abstractmethod
+    def counter_keys(self) -> list[tuple[str, str]]:
+        """The ``RATE#`` counters to read with the review."""
+
+    @abstractmethod
+    def slots(self, submission: Submission) -> Sequence[DailyLimit]:
+        """The counter slots this attempt takes (raises the defence's error to refuse it)."""
+
+
+def load_submission(
+    ledger: Ledger,
+    policy: PaymentMethodPolicy,
+    link: PayLink,
+    review_id: str,
+    now: datetime,
+    counter_keys: Sequence[tuple[str, str]] = (),
+) -> Submission:
+    """The link's review of this method, its payable and firm (and counters) in one BatchGetItem;
+    an expired or unknown review is refused, one of another method or client is not a review here."""
+    state: CheckoutState = ledger.get_checkout_state(link.payable_id, review_id, link.firm_id, list(counter_keys))
+    review, payable, firm = state.review, state.payable, state.firm
+    if review is None or payable is None or firm is None or review.expires_at <= now:
         raise ReviewExpired()
-    return review, payable
+    if review.method.type != policy.key or review.client_id != link.client_id:
+        raise InvalidRequest("This review is not one of this payment method and this link.")
+    return Submission(policy, review, payable, firm, state.counts)
+
+
+def store_consent_of(firm: Firm, choice: SubmitChoice, now: datetime) -> Consent | None:
+    """The client's consent to storing the method, as the text they were shown (None: not asked)."""
+    if not choice.store_method:
+        return None
+    text = STORE_METHOD_TEXT.format(firm=firm.name)
+    return consent(text, STORE_METHOD_TEXT_VERSION, now, choice.ip_address, choice.user_agent)
+
+
+def mandate_of(
+    submission: Submission, choice: SubmitChoice, now: datetime, validation: str | None = None
+) -> Mandate | None:
+    """The debit mandate the client accepted with this submit (None for a method without one)."""
+    review, terms = submission.review, submission.policy.mandate
+    if terms is None:
+        return None
+    if not choice.authorized:
+        raise MandateRequired()
+    if not review.mandate_text:
+        raise InvalidRequest("This review carries no authorization to accept.")
+    last4 = review.method.last4 or "0000"
+    return terms.record(
+        review.mandate_text,
+        review.amount_minor,
+        review.currency,
+        last4,
+        now,
+        choice.ip_address,
+        choice.user_agent,
+        validation,
+    )
+
+
+def daily_limit_of(submission: Submission, now: datetime) -> DailyLimit | None:
+    """The method's per-client daily counter, taken in the reserve transaction (None: no limit)."""
+    policy, review = submission.policy, submission.review
+    limit = review.daily_limit or policy.daily_payments(submission.firm)
+    if limit is None:
+        return None
+    return DailyLimit(
+        scope=f"{policy.key}#{review.firm_id}#{review.client_id}",
+        window=now.date().isoformat(),
+        limit=limit,
+        expires_at=int((now + timedelta(days=2)).timestamp()),
+        error=policy.daily_limit_error(),
+    )
+
+
+def submit(
+    ledger: Ledger,
+    processor: PaymentProcessor,
+    policy: PaymentMethodPolicy,
+    link: PayLink,
+    review_id: str,
+    choice: SubmitChoice,
+    now: datetime,
+    guard: AttemptGuard | None = None,
+) -> CheckoutOutcome:
+    """Reserve, confirm at the processor (idempotently) and apply the outcome of a pay-page review.
+
+    Any number of submits of one review make one payment and at most one charge. Four DynamoDB
+    requests with the link lookup: the checkout state, the reserve, the settle or release.
+    """
+    if policy.mandate is not None and not choice.authorized:
+        raise MandateRequired()
+    submission = load_submission(ledger, policy, link, review_id, now, guard.counter_keys if guard else ())
+    # The guard's slots are taken in the reserve transaction itself: the counters read above only
+    # decide whether to ask for reCAPTCHA; the transaction is what stops the 4th parallel submit.
+    payment, created = open_payment(
+        ledger,
+        submission.review,
+        submission.payable,
+        now,
+        store_consent=store_consent_of(submission.firm, choice, now),
+        mandate=mandate_of(submission, choice, now),
+        daily_limit=daily_limit_of(submission, now),
+        attempt_slots=guard.slots(submission) if guard else (),
+    )
+    payment = confirm_opened(ledger, processor, payment, created, choice.ip_address, choice.user_agent)
+    remember_method(ledger, payment, now)
+    balance = balance_after(ledger, submission.payable, payment, created)
+    return CheckoutOutcome(payment, balance, submission.firm.locale)
 
 
 def open_payment(
@@ -225,7 +395,7 @@ def open_payment(
     review: Review,
     payable: Payable,
     now: datetime,
-    origin: Literal["pay_page", "autopay", "plan"] = "pay_page",
+    origin: Origin = "pay_page",
     store_consent: Consent | None = None,
     mandate: Mandate | None = None,
     daily_limit: DailyLimit | None = None,
@@ -262,7 +432,7 @@ def open_payment(
         # A card's METHOD id is drawn now and written ahead with the payment, so the submit, the
         # webhook and the sweep store one method between them. It is random: nothing the pay page
         # shows (payment id, reference, intent) lets anyone compute it.
-        stored_method_id=new_id("mth") if store_consent is not None and review.method.type == "card" else None,
+        stored_method_id=new_id("mth") if store_consent is not None and stored_by_pipeline(review.method) else None,
         attempt_slots=[(slot.scope, slot.window) for slot in attempt_slots],
         mandate=mandate,
         created_at=now,
@@ -306,7 +476,9 @@ def confirm_payment(
             ConfirmRequest(
                 intent_id=payment.processor_intent_id,
                 idempotency_key=payment.idempotency_key,
-                setup_future_usage="off_session" if payment.store_method else None,
+                setup_future_usage=method(payment.method.type).storage.setup_future_usage
+                if payment.store_method
+                else None,
                 customer_id=payment.processor_customer_id,
                 off_session=off_session,
                 mandate_ip=ip_address if payment.mandate is not None else None,
@@ -320,6 +492,49 @@ def confirm_payment(
     return apply_intent(ledger, payment, intent)
 
 
+def confirm_opened(
+    ledger: Ledger,
+    processor: PaymentProcessor,
+    payment: Payment,
+    created: bool,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
+    off_session: bool = False,
+    mandate_id: str | None = None,
+) -> Payment:
+    """Confirm the payment ``open_payment`` answered with, if nobody has yet.
+
+    A submit that finds the payment made by an earlier one (``created`` False) and cannot confirm
+    it is not an error: the first submit of the review is confirming right now (Stripe answers the
+    same Idempotency-Key with "in use"); the payment is reported as it stands and moves on shortly.
+    """
+    if payment.status is not PaymentStatus.PENDING:
+        return payment
+    try:
+        return confirm_payment(
+            ledger, processor, payment, ip_address, user_agent, off_session=off_session, mandate_id=mandate_id
+        )
+    except ServiceUnavailable:
+        if created:
+            raise
+        return payment
+
+
+def current_balance(ledger: Ledger, payable_id: str) -> int:
+    payable = ledger.get_payable(payable_id)
+    return payable.balance_minor if payable else 0
+
+
+def balance_after(ledger: Ledger, payable: Payable, payment: Payment, created: bool) -> int:
+    """The balance a submit reports. For the payment it made: the payable as read before the
+    reserve, less this payment unless it was released (no extra read on the hot path; a concurrent
+    payment may have lowered it meanwhile). Otherwise the payable as it is now."""
+    if not created:
+        return current_balance(ledger, payment.payable_id)
+    taken = 0 if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELED) else payment.amount_minor
+    return payable.balance_minor - taken
+
+
 def apply_intent(ledger: Ledger, payment: Payment, intent: Intent) -> Payment:
     """Bring the ledger in line with the processor's intent. Idempotent and order-independent.
 
@@ -328,12 +543,9 @@ def apply_intent(ledger: Ledger, payment: Payment, intent: Intent) -> Payment:
     if intent.amount_minor != payment.amount_minor or intent.currency != payment.currency:
         raise ValueError(f"intent {intent.intent_id} does not match payment {payment.payment_id}")
     changed: Payment | None = None
+    policy = method(payment.method.type)
     if intent.status == "succeeded":
-        fee = (
-            intent.fee_minor
-            if intent.fee_minor is not None
-            else estimated_fee(payment.method.type, payment.amount_minor)
-        )
+        fee = intent.fee_minor if intent.fee_minor is not None else policy.fees.estimate(payment.amount_minor)
         changes = {"fee_minor": fee, "fee_account": "operating", "processor_intent_id": intent.intent_id}
         if ledger.settle(payment, **changes):
             changed = payment.model_copy(update={**changes, "status": PaymentStatus.SUCCEEDED})
@@ -345,8 +557,8 @@ def apply_intent(ledger: Ledger, payment: Payment, intent: Intent) -> Payment:
         changed = ledger.update_reserved_payment(payment, status=PaymentStatus.REQUIRES_ACTION)
     elif intent.status == "requires_payment_method" and intent.failure_code:
         failure = {"failure_code": intent.failure_code, "failure_message": intent.failure_message}
-        if payment.method.type == "echeck":
-            failure["return_code"] = ach_return_code(intent.network_decline_code)
+        if policy.returns is not None:
+            failure["return_code"] = policy.returns.read(intent.network_decline_code)
         if ledger.release(payment, PaymentStatus.FAILED, **failure):
             changed = payment.model_copy(update={**failure, "status": PaymentStatus.FAILED})
     elif intent.status == "canceled":
@@ -362,31 +574,63 @@ def apply_intent(ledger: Ledger, payment: Payment, intent: Intent) -> Payment:
     return current
 
 
-def ach_return_code(network_decline_code: str | None) -> str | None:
-    """The NACHA return code (``R01``...) of a returned debit, as Stripe's network decline code gives it."""
-    if network_decline_code and re.fullmatch(r"R\d\d", network_decline_code):
-        return network_decline_code
-    return None
+# -- stored methods, in line with the payments ------------------------------------------------------
 
 
-def stored_method_from(payment: Payment, intent_method_id: str, now: datetime) -> StoredMethod | None:
-    """The METHOD record for a succeeded payment whose client consented to storing it."""
+def stored_by_pipeline(summary: MethodSummary) -> bool:
+    return method(summary.type).storage.stored_by == "pipeline"
+
+
+def remember_method(ledger: Ledger, payment: Payment, now: datetime) -> None:
+    """Store the method of a succeeded payment whose client consented; a no-op otherwise, when it
+    is stored already, or for a method its own submit stores (``Storage.stored_by``). Deterministic
+    (the id was drawn at reserve), so the submit, the webhook and the sweep can all call it."""
+    if payment.status is not PaymentStatus.SUCCEEDED or not stored_by_pipeline(payment.method):
+        return
     if not payment.store_method or payment.store_consent is None or payment.processor_customer_id is None:
-        return None
-    if payment.stored_method_id is None:  # written before card method ids were drawn at submit
-        return None
-    return StoredMethod(
+        return
+    if payment.stored_method_id is None or payment.processor_method_id is None:
+        return  # written before method ids were drawn at reserve
+    stored = StoredMethod(
         method_id=payment.stored_method_id,
         firm_id=payment.firm_id,
         client_id=payment.client_id,
         summary=payment.method,
         processor_customer_id=payment.processor_customer_id,
-        processor_method_id=intent_method_id,
+        processor_method_id=payment.processor_method_id,
         consent=payment.store_consent,
         mandate_id=None,
         created_from_payment_id=payment.payment_id,
         created_at=now,
     )
+    try:
+        ledger.put_method(stored)
+    except Conflict:
+        return  # stored already (by the submit, the webhook or the sweep)
+    logger.info("method stored for future use", extra={"method_id": stored.method_id, "type": payment.method.type})
+
+
+def retire_returned_method(ledger: Ledger, payment: Payment) -> int:
+    """After a return saying the account is gone (``PaymentMethodPolicy.account_gone``), no stored
+    method for that account is debited again.
+
+    Idempotent (the webhook and the sweep may both get here); returns how many methods it retired.
+    """
+    if payment.status is not PaymentStatus.FAILED or payment.processor_method_id is None:
+        return 0
+    if not method(payment.method.type).account_gone(payment.return_code):
+        return 0
+    retired = 0
+    for stored in ledger.list_methods(payment.firm_id, payment.client_id):
+        same_account = stored.processor_method_id == payment.processor_method_id
+        if stored.status == "active" and (same_account or stored.method_id == payment.stored_method_id):
+            ledger.set_method_status(stored, "unusable")
+            retired += 1
+            logger.info(
+                "stored method retired after a return",
+                extra={"method_id": stored.method_id, "return_code": payment.return_code},
+            )
+    return retired
 
 
 def consent(text: str, version: str, now: datetime, ip_address: str, user_agent: str) -> Consent:

@@ -302,8 +302,9 @@ def revoke_method(
     forget_bank_item: Callable[[StoredMethod], None] | None = None,
 ) -> StoredMethod:
     """Never charge ``method`` again: revoked in the ledger first (autopay and plans check it),
-    then detached from the client's customer at Stripe and, for a bank account, its Plaid item
-    removed (``forget_bank_item``). Revoking again retries the detach and the removal.
+    then detached from the client's customer at Stripe and, for a bank account linked through
+    Plaid (one stored with its access token), its Plaid item removed (``forget_bank_item``).
+    Revoking again retries the detach and the removal.
     """
     if method.status != "revoked":
         ledger.set_method_status(method, "revoked")
@@ -311,6 +312,6 @@ def revoke_method(
         processor.detach_method(method.processor_customer_id, method.processor_method_id)
     except ProcessorUnavailable as error:
         raise ServiceUnavailable("The method is revoked; removing it at the processor failed, try again.") from error
-    if forget_bank_item is not None and method.summary.type == "echeck":
+    if forget_bank_item is not None and method.encrypted_access_token:
         forget_bank_item(method)
     return method.model_copy(update={"status": "revoked"})

@@ -62,9 +62,10 @@ def removal_url(base_url: str, token: str) -> str:
 def removable_method(ledger: Ledger, payment: Payment) -> StoredMethod | None:
     """The method the client stored with ``payment``, while it is active (None if never stored).
 
-    A card's id is written with the payment (drawn at submit). An eCheck's is recorded on the
-    payment just after the debit is submitted, so the stream image announcing the debit may
-    predate it: the ledger's copy of the payment has it.
+    A method the pipeline stores has its id written with the payment (drawn at reserve); one its
+    own submit stores (``Storage.stored_by``, an eCheck's) is recorded on the payment just after
+    the debit is submitted, so the stream image announcing the debit may predate it: the ledger's
+    copy of the payment has it.
     """
     if not payment.store_method:
         return None
@@ -118,7 +119,7 @@ def plaid_item_remover() -> Callable[[StoredMethod], None]:
     def forget(method: StoredMethod) -> None:
         from firmpay.gateways.kms import KmsVault
         from firmpay.gateways.plaid_gateway import PlaidGateway
-        from firmpay.payments.echeck import remove_stored_bank_item
+        from firmpay.payments.bank_link import remove_stored_bank_item
 
         remove_stored_bank_item(PlaidGateway(), KmsVault(), method)
 

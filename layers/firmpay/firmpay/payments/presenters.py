@@ -6,18 +6,7 @@ from firmpay.models.echeck import MoneyView, PaymentResultResponse, ReviewRespon
 from firmpay.models.ledger import Payment, PaymentStatus, Review
 from firmpay.money import Locale, Money
 from firmpay.payments.checkout import STORE_METHOD_TEXT, STORE_METHOD_TEXT_VERSION
-from firmpay.payments.echeck import ACH_MANDATE_TEXT_VERSION
-
-DECLINE_MESSAGES = {
-    "insufficient_funds": "Your card has insufficient funds. Please use another card.",
-    "expired_card": "Your card has expired. Please check the expiry date or use another card.",
-    "incorrect_cvc": "The card's security code (CVC) is incorrect. Please check it and try again.",
-    "processing_error": "An error occurred while processing your card. Please try again in a moment.",
-    "authentication_required": "Your bank could not authenticate this payment. Please try again or use another card.",
-    "payment_intent_authentication_failure": "Your bank could not authenticate this payment. Nothing was charged.",
-    "card_declined": "Your card was declined. Please use another card.",
-    "generic_decline": "Your card was declined. Please use another card.",
-}
+from firmpay.payments.methods import method
 
 
 def money_view(amount_minor: int, currency: str, locale: Locale) -> MoneyView:
@@ -42,11 +31,16 @@ def review_response(review: Review, kind: str, number: str, firm_name: str, loca
         destination_text=destination_text(review),
         method_label=review.method.label(),
         authorization_text=review.mandate_text,
-        authorization_version=ACH_MANDATE_TEXT_VERSION if review.mandate_text else None,
+        authorization_version=_mandate_version(review) if review.mandate_text else None,
         store_consent_text=STORE_METHOD_TEXT.format(firm=firm_name),
         store_consent_version=STORE_METHOD_TEXT_VERSION,
         expires_at=review.expires_at.isoformat(),
     )
+
+
+def _mandate_version(review: Review) -> str | None:
+    terms = method(review.method.type).mandate
+    return terms.version if terms else None
 
 
 def result_message(payment: Payment) -> str:
@@ -61,7 +55,8 @@ def result_message(payment: Payment) -> str:
         case PaymentStatus.REQUIRES_ACTION:
             return "Your bank asks you to confirm this payment."
         case PaymentStatus.FAILED:
-            return DECLINE_MESSAGES.get(payment.failure_code or "", "The payment was declined. Nothing was charged.")
+            declined = method(payment.method.type).failure_message(payment.failure_code)
+            return declined or "The payment was declined. Nothing was charged."
         case PaymentStatus.CANCELED:
             return "The payment was cancelled. Nothing was charged."
         case _:

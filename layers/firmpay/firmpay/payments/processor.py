@@ -7,8 +7,9 @@ the ports with the real Stripe SDK, and unit tests may pass a fake.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 IntentStatus = Literal[
     "requires_payment_method",
@@ -59,12 +60,15 @@ class IntentRequest:
     amount_minor: int
     currency: str
     payment_method_id: str
-    method_type: Literal["card", "us_bank_account"]
+    # Stripe's payment method type (the method policy's ``processor_type``): the only one allowed.
+    method_type: str
     idempotency_key: str
     metadata: dict[str, str]
     description: str
     customer_id: str | None = None
     statement_descriptor_suffix: str | None = None
+    # What goes under ``payment_method_options[<method_type>]`` (a debit's mandate options).
+    method_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,7 @@ from firmpay.ledger import Ledger
 from firmpay.models.card import StripeEvent
 from firmpay.models.ledger import Payment
 from firmpay.observability import logger
-from firmpay.payments.card import remember_card
-from firmpay.payments.checkout import apply_intent
-from firmpay.payments.echeck import retire_returned_method
+from firmpay.payments.checkout import apply_intent, remember_method, retire_returned_method
 from firmpay.payments.plans import reopen_after_return
 from firmpay.payments.ports import PaymentAndRefundProcessor, PaymentProcessor
 from firmpay.payments.processor import Intent, ProcessorUnavailable
@@ -101,7 +99,7 @@ def reconcile_payment(
     else:
         after = payment
     # Also for a payment settled earlier: the submit may have died between settling and storing.
-    remember_card(ledger, after, now)
+    remember_method(ledger, after, now)
     retire_returned_method(ledger, after)
     reopen_after_return(ledger, after, now)
     return "unchanged" if after.status is payment.status else after.status.value

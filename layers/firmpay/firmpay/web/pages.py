@@ -16,6 +16,7 @@ from firmpay.config import get_settings
 from firmpay.ledger import LinkContext
 from firmpay.models.pay import FirmView, LineItemView, PayableView, PayLinkResponse
 from firmpay.money import MINIMUM_CHARGE_MINOR, Locale
+from firmpay.payments.methods import PaymentMethodPolicy, offered_methods, registered
 from firmpay.payments.presenters import money_view
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def pay_view(context: LinkContext) -> PayLinkResponse:
             destination=payable.destination,
         ),
         client_name=context.client.name,
-        payment_options=["card", "echeck"] if firm.offers_echeck else ["card"],
+        payment_options=[policy.key for policy in offered_methods(firm, payable)],
         minimum_amount=money(MINIMUM_CHARGE_MINOR),
     )
 
@@ -106,13 +107,30 @@ def environment() -> jinja2.Environment:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(WEB / "templates"),
+        # A method may ship its page section beside its own module (``PageSection.directory``).
+        loader=jinja2.ChoiceLoader(
+            [jinja2.FileSystemLoader(WEB / "templates"), jinja2.FunctionLoader(_section_of_registered_method)]
+        ),
         autoescape=jinja2.select_autoescape(default=True),
         trim_blocks=True,
         lstrip_blocks=True,
     )
     env.globals["asset"] = jinja2.pass_context(_asset_in_context)
     return env
+
+
+def _section_of_registered_method(name: str) -> str | None:
+    """The source of a page section a registered method ships in its own directory."""
+    for policy in registered():
+        section = policy.section
+        if section.template == name and section.directory is not None:
+            return (section.directory / name).read_text(encoding="utf-8")
+    return None
+
+
+def page_sections(context: LinkContext) -> list[PaymentMethodPolicy]:
+    """The methods whose sections the pay page shows, in order (what ``payment_options`` lists)."""
+    return offered_methods(context.firm, context.payable)
 
 
 def _asset_in_context(context: Any, name: str) -> str:
@@ -140,6 +158,7 @@ def render_pay_page(context: LinkContext, base_path: str = "") -> str:
     view = pay_view(context)
     settings = get_settings()
     locale = context.firm.locale
+    methods = page_sections(context)
     return (
         environment()
         .get_template("pay.html")
@@ -153,6 +172,8 @@ def render_pay_page(context: LinkContext, base_path: str = "") -> str:
             settings=settings,
             country=context.firm.country,
             base_path=base_path,
+            sections=[policy.section.template for policy in methods],
+            head_scripts=[getattr(settings, name) for policy in methods for name in policy.section.head_scripts],
         )
     )
 
