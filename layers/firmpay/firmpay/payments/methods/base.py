@@ -68,6 +68,8 @@ class Storage:
     method id is drawn when the payment is reserved, so they all store the same one);
     ``"method"``, the method's own submit stores it, as only it holds what is kept with it (a bank
     account linked through Plaid keeps its encrypted access token).
+    ``while_processing``: with ``"pipeline"``, a debit's method is stored as soon as the bank took
+    the debit for processing (its mandate is known then), not days later when it settles.
     ``setup_future_usage``: what the confirm asks Stripe for when the client consented, so that
     Stripe keeps the method (and, for a debit, a multi-use mandate) for off-session charges;
     autopay and plans then charge it off-session, under the mandate id recorded with it if any.
@@ -75,6 +77,7 @@ class Storage:
 
     setup_future_usage: Literal["off_session"] = "off_session"
     stored_by: Literal["pipeline", "method"] = "pipeline"
+    while_processing: bool = False
 
 
 @dataclass(frozen=True)
