@@ -165,19 +165,54 @@ def create_review(
     check_amount(payable, amount_minor)
     customer_id = ensure_customer(ledger, processor, context.client)
     review_id = new_id("rev")
-    destination = payable.destination
     intent = create_unconfirmed_intent(
         processor, firm, payable, review_id, amount_minor, policy, payment_method_id, customer_id
     )
     mandate_text = None
     if policy.mandate is not None:
         amount = payable.money(amount_minor).format(firm.locale)
-        mandate_text = policy.mandate.text(firm, payable, amount, summary.label(), now)
-    review = Review(
+        mandate_text = policy.mandate.text(firm, payable, summary, amount, now)
+    review = review_of(
+        review_id,
+        firm,
+        payable,
+        amount_minor,
+        summary,
+        intent,
+        customer_id,
+        payment_method_id,
+        now,
+        now + timedelta(seconds=ttl_seconds),
+        billing=billing,
+        mandate_text=mandate_text,
+        daily_limit=policy.daily_payments(firm),
+        **(extra or {}),
+    )
+    ledger.put_review(review)
+    return review
+
+
+def review_of(
+    review_id: str,
+    firm: Firm,
+    payable: Payable,
+    amount_minor: int,
+    summary: MethodSummary,
+    intent: Intent,
+    customer_id: str | None,
+    payment_method_id: str,
+    now: datetime,
+    expires_at: datetime,
+    **fields: Any,
+) -> Review:
+    """The review of paying ``amount_minor`` of the payable by this method through ``intent``,
+    into the firm's account for the payable's kind (trust requests into trust)."""
+    destination = payable.destination
+    return Review(
         review_id=review_id,
         payable_id=payable.payable_id,
         firm_id=firm.firm_id,
-        client_id=context.client.client_id,
+        client_id=payable.client_id,
         amount_minor=amount_minor,
         currency=payable.currency,
         method=summary,
@@ -187,15 +222,10 @@ def create_review(
         processor_intent_id=intent.intent_id,
         processor_customer_id=customer_id,
         processor_method_id=payment_method_id,
-        billing=billing,
-        mandate_text=mandate_text,
-        daily_limit=policy.daily_payments(firm),
-        expires_at=now + timedelta(seconds=ttl_seconds),
+        expires_at=expires_at,
         created_at=now,
-        **(extra or {}),
+        **fields,
     )
-    ledger.put_review(review)
-    return review
 
 
 def create_unconfirmed_intent(
@@ -230,7 +260,7 @@ def create_unconfirmed_intent(
                     "destination": payable.destination,
                     **(metadata or {}),
                 },
-                method_options=policy.mandate.processor_options if policy.mandate else {},
+                method_options=policy.mandate.options(firm, payable) if policy.mandate else {},
             )
         )
     except ProcessorUnavailable as error:

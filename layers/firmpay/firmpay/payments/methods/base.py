@@ -84,12 +84,15 @@ class Storage:
 class MandateTerms:
     """The debit authorization a client accepts (a box to check) before each payment.
 
-    ``texts`` by language, with the placeholders ``{firm}``, ``{account}``, ``{amount}``, ``{date}``,
-    ``{payable}`` (e.g. "bill INV-1"), ``{reply_to}``; the exact text shown is kept with the payment
+    ``texts`` by language, with the placeholders ``{firm}``, ``{account}`` (e.g. "Chase ••••6789"),
+    ``{holder}``, ``{amount}``, ``{date}``, ``{payable}`` (e.g. "bill INV-1"), ``{reply_to}``; a
+    method whose agreement needs more (a PAD agreement's category or schedule clause) subclasses
+    this and overrides ``text``. The exact text shown at review is kept with the payment
     (``Mandate``: text, ``version``, SHA-256, time, IP address, user agent, account) and the confirm
     tells Stripe the client accepted it online (``mandate_data.customer_acceptance``).
     ``processor_options``: what the intent carries under ``payment_method_options[<type>]`` (a
-    Canadian pre-authorized debit's ``mandate_options``, for example); ACH needs none.
+    Canadian pre-authorized debit's ``mandate_options``, for example; override ``options`` when
+    they depend on the payment); ACH needs none.
     """
 
     version: str
@@ -97,17 +100,23 @@ class MandateTerms:
     default_account_validation: str
     processor_options: Mapping[str, Any] = field(default_factory=dict)
 
-    def text(self, firm: Firm, payable: Payable, amount_formatted: str, account_label: str, on: datetime) -> str:
+    def text(self, firm: Firm, payable: Payable, account: MethodSummary, amount_formatted: str, on: datetime) -> str:
+        """The authorization the client reads at review, in the firm's language."""
         lang = firm.language if firm.language in self.texts else "en"
         phrases = PAYABLE_PHRASES.get(lang, PAYABLE_PHRASES["en"])
         return self.texts[lang].format(
             firm=firm.name,
-            account=account_label,
+            account=account.label(),
+            holder=account.holder_name or "",
             amount=amount_formatted,
             date=on.date().isoformat(),
             payable=f"{phrases[payable.kind]} {payable.number}",
             reply_to=firm.reply_to_email,
         )
+
+    def options(self, firm: Firm, payable: Payable) -> Mapping[str, Any]:
+        """What the intent carries under ``payment_method_options[<type>]``."""
+        return self.processor_options
 
     def record(
         self,
