@@ -41,8 +41,23 @@ def remember_method(ledger: Ledger, payment: Payment, now: datetime) -> None:
         return
     if payment.stored_method_id is None or payment.processor_method_id is None:
         return  # written before method ids were drawn at reserve
-    stored = StoredMethod(
-        method_id=payment.stored_method_id,
+    stored = stored_method_of(payment, payment.stored_method_id, now)
+    try:
+        ledger.put_method(stored)
+    except Conflict:
+        return  # stored already (by the submit, the webhook or the sweep)
+    logger.info("method stored for future use", extra={"method_id": stored.method_id, "type": payment.method.type})
+
+
+def stored_method_of(
+    payment: Payment, method_id: str, now: datetime, encrypted_access_token: str | None = None
+) -> StoredMethod:
+    """The METHOD record of the method ``payment`` was made with, stored under the client's consent
+    (and the debit's mandate, for off-session debits later)."""
+    if payment.store_consent is None or payment.processor_customer_id is None or payment.processor_method_id is None:
+        raise ValueError(f"payment {payment.payment_id} has no method to store")
+    return StoredMethod(
+        method_id=method_id,
         firm_id=payment.firm_id,
         client_id=payment.client_id,
         summary=payment.method,
@@ -50,14 +65,10 @@ def remember_method(ledger: Ledger, payment: Payment, now: datetime) -> None:
         processor_method_id=payment.processor_method_id,
         consent=payment.store_consent,
         mandate_id=payment.processor_mandate_id,
+        encrypted_access_token=encrypted_access_token,
         created_from_payment_id=payment.payment_id,
         created_at=now,
     )
-    try:
-        ledger.put_method(stored)
-    except Conflict:
-        return  # stored already (by the submit, the webhook or the sweep)
-    logger.info("method stored for future use", extra={"method_id": stored.method_id, "type": payment.method.type})
 
 
 def retire_returned_method(ledger: Ledger, payment: Payment) -> int:
