@@ -46,7 +46,8 @@ def remember_method(ledger: Ledger, payment: Payment, now: datetime) -> None:
         ledger.put_method(stored)
     except Conflict:
         return  # stored already (by the submit, the webhook or the sweep)
-    logger.info("method stored for future use", extra={"method_id": stored.method_id, "type": payment.method.type})
+    # "card stored for future use" for cards, as operators have always searched for it.
+    logger.info(f"{payment.method.type} stored for future use", extra={"method_id": stored.method_id})
 
 
 def stored_method_of(
