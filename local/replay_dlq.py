@@ -196,9 +196,14 @@ def rederive(dynamodb: Any, table: str, info: dict[str, Any]) -> list[dict[str, 
 
 def implied_record(item: dict[str, Any], n: int = 0) -> dict[str, Any]:
     """A MODIFY record leading to ``item``'s current status from the one that normally precedes it."""
+    from firmpay.payments.methods import UnknownMethod, method
+
     status = item.get("status", {}).get("S", "pending")
-    echeck = item.get("method", {}).get("M", {}).get("type", {}).get("S") == "echeck"
-    came_from_processing = echeck and (status == "succeeded" or (status == "failed" and "return_code" in item))
+    try:
+        debit = method(item.get("method", {}).get("M", {}).get("type", {}).get("S", "")).settles_later
+    except UnknownMethod:
+        debit = False
+    came_from_processing = debit and (status == "succeeded" or (status == "failed" and "return_code" in item))
     before = "processing" if came_from_processing else "pending"
     return {
         "eventID": f"rederived-{n}",

@@ -17,7 +17,7 @@ from firmpay.errors import (
 from firmpay.ledger import Ledger, LinkContext
 from firmpay.models.card import CardReviewRequest, CardSubmitRequest
 from firmpay.models.ledger import BillingDetails, PaymentStatus
-from firmpay.payments import card, checkout
+from firmpay.payments import card, stored_methods
 from firmpay.payments.card_testing import DEFAULT_LIMITS, attempt_counters, record_failure
 from firmpay.payments.checkout import STORE_METHOD_TEXT, STORE_METHOD_TEXT_VERSION, sha256_hex
 from firmpay.payments.links import issue_pay_link, resolve_link
@@ -323,7 +323,7 @@ def test_storing_twice_for_one_payment_keeps_one_method(ledger: Ledger, stripe: 
     context = open_link(ledger)
     outcome = submit(ledger, stripe, context, review(ledger, stripe, context).review_id, store=True)
 
-    checkout.remember_method(ledger, outcome.payment, datetime.now(UTC))
+    stored_methods.remember_method(ledger, outcome.payment, datetime.now(UTC))
 
     assert len(ledger.list_methods(context.firm.firm_id, context.client.client_id)) == 1
 

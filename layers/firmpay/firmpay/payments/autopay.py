@@ -56,6 +56,7 @@ from firmpay.payments.checkout import (
     current_balance,
     open_payment,
     payment_id_for,
+    review_of,
     sha256_hex,
 )
 from firmpay.payments.firm_admin import authorized_firm, is_resource_id
@@ -265,7 +266,6 @@ def _create_intent(
 ) -> Review:
     """The unconfirmed intent (nothing charged yet), and the in-memory review checkout opens."""
     review_id = "rev_" + sha256_hex(f"{origin}#{firm.firm_id}#{request.idempotency_key}#{fingerprint}")[:24]
-    destination = payable.destination
     intent = create_unconfirmed_intent(
         processor,
         firm,
@@ -277,22 +277,17 @@ def _create_intent(
         stored.processor_customer_id,
         metadata={"origin": origin, "method_id": stored.method_id},
     )
-    return Review(
-        review_id=review_id,
-        payable_id=payable.payable_id,
-        firm_id=firm.firm_id,
-        client_id=payable.client_id,
-        amount_minor=request.amount_minor,
-        currency=payable.currency,
-        method=stored.summary,
-        payable_version=payable.version,
-        destination=destination,
-        destination_account=firm.trust_account if destination == "trust" else firm.operating_account,
-        processor_intent_id=intent.intent_id,
-        processor_customer_id=stored.processor_customer_id,
-        processor_method_id=stored.processor_method_id,
-        expires_at=now + timedelta(minutes=15),
-        created_at=now,
+    return review_of(
+        review_id,
+        firm,
+        payable,
+        request.amount_minor,
+        stored.summary,
+        intent,
+        stored.processor_customer_id,
+        stored.processor_method_id,
+        now,
+        now + timedelta(minutes=15),
     )
 
 

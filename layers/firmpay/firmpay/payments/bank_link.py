@@ -14,6 +14,7 @@ from firmpay.models.ledger import BankConnection, Payment, PaymentStatus, Stored
 from firmpay.observability import logger
 from firmpay.payments.ports import BankLinker, BankLinkError, PaymentProcessor, TokenVault
 from firmpay.payments.processor import ProcessorUnavailable
+from firmpay.payments.stored_methods import stored_method_of
 
 
 def bank_error(error: BankLinkError) -> FirmPayError:
@@ -71,20 +72,8 @@ def keep_or_forget_bank(
     Stripe bank account (unless a stored method of this client uses that account)."""
     store = payment.store_method and payment.store_consent is not None and payment.status is PaymentStatus.PROCESSING
     if store:
-        assert payment.store_consent is not None
-        method = StoredMethod(
-            method_id=new_id("mth"),
-            firm_id=payment.firm_id,
-            client_id=payment.client_id,
-            summary=payment.method,
-            processor_customer_id=connection.processor_customer_id,
-            processor_method_id=connection.processor_method_id,
-            consent=payment.store_consent,
-            mandate_id=payment.processor_mandate_id,
-            encrypted_access_token=connection.encrypted_access_token,
-            created_from_payment_id=payment.payment_id,
-            created_at=now,
-        )
+        # The payment names the connection's customer and bank account (its review was made from it).
+        method = stored_method_of(payment, new_id("mth"), now, connection.encrypted_access_token)
         ledger.put_method(method)
         payment = ledger.update_reserved_payment(payment, stored_method_id=method.method_id) or payment
     # The debit is under way: the clean-up below moves no money and is best effort. A failure is

@@ -43,13 +43,13 @@ from firmpay.payments.checkout import (
     check_amount,
     create_review,
     current_balance,
-    remember_method,
     submit,
 )
 from firmpay.payments.methods import CARD
 from firmpay.payments.ports import CaptchaVerifier, PaymentProcessor
 from firmpay.payments.presenters import payment_result, review_response
 from firmpay.payments.processor import ConfirmRequest, Intent, ProcessorUnavailable
+from firmpay.payments.stored_methods import remember_method
 
 _RESULT_STATUS: dict[PaymentStatus, CardResultStatus] = {
     PaymentStatus.SUCCEEDED: "succeeded",

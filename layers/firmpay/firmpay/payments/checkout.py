@@ -6,8 +6,8 @@ The order of events is what keeps money exact:
 1. ``create_review``: validate the amount against the balance and the method's rules (its
    policy in ``payments.methods``: who may use it, its limits, its mandate text), create the
    processor intent (not yet confirmed, so nothing is charged) and a short-lived review record.
-2. submit: ``load_submission`` re-reads the review with the current balance; ``open_payment``
-   **reserves** the amount and writes the PENDING payment row in one transaction (write-ahead);
+2. submit: ``load_submission`` re-reads the review with the current balance; ``open_submission``
+   (``open_payment``) **reserves** the amount and writes the PENDING payment row in one transaction (write-ahead);
    ``confirm_opened`` confirms at the processor with an Idempotency-Key derived from the payment
    id. Retries and concurrent submits of the same review map to the same payment id, hence the
    same key: Stripe charges at most once. ``submit`` is these steps for a pay-page method; a
@@ -15,8 +15,8 @@ The order of events is what keeps money exact:
    the same steps.
 3. ``apply_intent``: the processor's answer (read by the server, never taken from the browser)
    settles, releases or parks the payment with conditional updates, so the webhook, the sweep
-   and the submit can all apply it, in any order, any number of times; ``remember_method`` and
-   ``retire_returned_method`` then keep the stored methods in line with it.
+   and the submit can all apply it, in any order, any number of times; ``stored_methods`` then
+   keeps the client's stored methods in line with it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from firmpay.errors import (
     AmountAboveMaximum,
     AmountBelowMinimum,
     AmountOverBalance,
-    Conflict,
     InvalidRequest,
     MandateRequired,
     PayableClosed,
@@ -54,11 +53,9 @@ from firmpay.models.ledger import (
     Payment,
     PaymentStatus,
     Review,
-    StoredMethod,
     new_id,
 )
 from firmpay.money import MAXIMUM_CHARGE_MINOR, MINIMUM_CHARGE_MINOR, Locale
-from firmpay.observability import logger
 from firmpay.payments.methods import PaymentMethodPolicy, method
 from firmpay.payments.ports import PaymentProcessor
 from firmpay.payments.processor import (
@@ -67,6 +64,7 @@ from firmpay.payments.processor import (
     IntentRequest,
     ProcessorUnavailable,
 )
+from firmpay.payments.stored_methods import remember_method, stored_by_pipeline
 
 Origin = Literal["pay_page", "autopay", "plan"]
 
@@ -167,19 +165,54 @@ def create_review(
     check_amount(payable, amount_minor)
     customer_id = ensure_customer(ledger, processor, context.client)
     review_id = new_id("rev")
-    destination = payable.destination
     intent = create_unconfirmed_intent(
         processor, firm, payable, review_id, amount_minor, policy, payment_method_id, customer_id
     )
     mandate_text = None
     if policy.mandate is not None:
         amount = payable.money(amount_minor).format(firm.locale)
-        mandate_text = policy.mandate.text(firm, payable, amount, summary.label(), now)
-    review = Review(
+        mandate_text = policy.mandate.text(firm, payable, summary, amount, now)
+    review = review_of(
+        review_id,
+        firm,
+        payable,
+        amount_minor,
+        summary,
+        intent,
+        customer_id,
+        payment_method_id,
+        now,
+        now + timedelta(seconds=ttl_seconds),
+        billing=billing,
+        mandate_text=mandate_text,
+        daily_limit=policy.daily_payments(firm),
+        **(extra or {}),
+    )
+    ledger.put_review(review)
+    return review
+
+
+def review_of(
+    review_id: str,
+    firm: Firm,
+    payable: Payable,
+    amount_minor: int,
+    summary: MethodSummary,
+    intent: Intent,
+    customer_id: str | None,
+    payment_method_id: str,
+    now: datetime,
+    expires_at: datetime,
+    **fields: Any,
+) -> Review:
+    """The review of paying ``amount_minor`` of the payable by this method through ``intent``,
+    into the firm's account for the payable's kind (trust requests into trust)."""
+    destination = payable.destination
+    return Review(
         review_id=review_id,
         payable_id=payable.payable_id,
         firm_id=firm.firm_id,
-        client_id=context.client.client_id,
+        client_id=payable.client_id,
         amount_minor=amount_minor,
         currency=payable.currency,
         method=summary,
@@ -189,15 +222,10 @@ def create_review(
         processor_intent_id=intent.intent_id,
         processor_customer_id=customer_id,
         processor_method_id=payment_method_id,
-        billing=billing,
-        mandate_text=mandate_text,
-        daily_limit=policy.daily_payments(firm),
-        expires_at=now + timedelta(seconds=ttl_seconds),
+        expires_at=expires_at,
         created_at=now,
-        **(extra or {}),
+        **fields,
     )
-    ledger.put_review(review)
-    return review
 
 
 def create_unconfirmed_intent(
@@ -232,7 +260,7 @@ def create_unconfirmed_intent(
                     "destination": payable.destination,
                     **(metadata or {}),
                 },
-                method_options=policy.mandate.processor_options if policy.mandate else {},
+                method_options=policy.mandate.options(firm, payable) if policy.mandate else {},
             )
         )
     except ProcessorUnavailable as error:
@@ -307,7 +335,7 @@ def load_submission(
     return Submission(policy, review, payable, firm, state.counts)
 
 
-def store_consent_of(firm: Firm, choice: SubmitChoice, now: datetime) -> Consent | None:
+def _store_consent(firm: Firm, choice: SubmitChoice, now: datetime) -> Consent | None:
     """The client's consent to storing the method, as the text they were shown (None: not asked)."""
     if not choice.store_method:
         return None
@@ -315,7 +343,7 @@ def store_consent_of(firm: Firm, choice: SubmitChoice, now: datetime) -> Consent
     return consent(text, STORE_METHOD_TEXT_VERSION, now, choice.ip_address, choice.user_agent)
 
 
-def mandate_of(
+def _mandate(
     submission: Submission, choice: SubmitChoice, now: datetime, validation: str | None = None
 ) -> Mandate | None:
     """The debit mandate the client accepted with this submit (None for a method without one)."""
@@ -339,7 +367,7 @@ def mandate_of(
     )
 
 
-def daily_limit_of(submission: Submission, now: datetime) -> DailyLimit | None:
+def _daily_limit(submission: Submission, now: datetime) -> DailyLimit | None:
     """The method's per-client daily counter, taken in the reserve transaction (None: no limit)."""
     policy, review = submission.policy, submission.review
     limit = review.daily_limit or policy.daily_payments(submission.firm)
@@ -351,6 +379,29 @@ def daily_limit_of(submission: Submission, now: datetime) -> DailyLimit | None:
         limit=limit,
         expires_at=int((now + timedelta(days=2)).timestamp()),
         error=policy.daily_limit_error(),
+    )
+
+
+def open_submission(
+    ledger: Ledger,
+    submission: Submission,
+    choice: SubmitChoice,
+    now: datetime,
+    attempt_slots: Sequence[DailyLimit] = (),
+    account_validation: str | None = None,
+) -> tuple[Payment, bool]:
+    """``open_payment`` for a pay-page submit: with the client's consent to storing the method,
+    the mandate they accepted (``account_validation``: how the account was checked, when the
+    method knows) and the method's daily counter, in the reserve transaction."""
+    return open_payment(
+        ledger,
+        submission.review,
+        submission.payable,
+        now,
+        store_consent=_store_consent(submission.firm, choice, now),
+        mandate=_mandate(submission, choice, now, account_validation),
+        daily_limit=_daily_limit(submission, now),
+        attempt_slots=attempt_slots,
     )
 
 
@@ -374,16 +425,7 @@ def submit(
     submission = load_submission(ledger, policy, link, review_id, now, guard.counter_keys if guard else ())
     # The guard's slots are taken in the reserve transaction itself: the counters read above only
     # decide whether to ask for reCAPTCHA; the transaction is what stops the 4th parallel submit.
-    payment, created = open_payment(
-        ledger,
-        submission.review,
-        submission.payable,
-        now,
-        store_consent=store_consent_of(submission.firm, choice, now),
-        mandate=mandate_of(submission, choice, now),
-        daily_limit=daily_limit_of(submission, now),
-        attempt_slots=guard.slots(submission) if guard else (),
-    )
+    payment, created = open_submission(ledger, submission, choice, now, guard.slots(submission) if guard else ())
     payment = confirm_opened(ledger, processor, payment, created, choice.ip_address, choice.user_agent)
     remember_method(ledger, payment, now)
     balance = balance_after(ledger, submission.payable, payment, created)
@@ -572,65 +614,6 @@ def apply_intent(ledger: Ledger, payment: Payment, intent: Intent) -> Payment:
     current = ledger.get_payment(payment.payable_id, payment.payment_id)
     assert current is not None
     return current
-
-
-# -- stored methods, in line with the payments ------------------------------------------------------
-
-
-def stored_by_pipeline(summary: MethodSummary) -> bool:
-    return method(summary.type).storage.stored_by == "pipeline"
-
-
-def remember_method(ledger: Ledger, payment: Payment, now: datetime) -> None:
-    """Store the method of a succeeded payment whose client consented; a no-op otherwise, when it
-    is stored already, or for a method its own submit stores (``Storage.stored_by``). Deterministic
-    (the id was drawn at reserve), so the submit, the webhook and the sweep can all call it."""
-    if payment.status is not PaymentStatus.SUCCEEDED or not stored_by_pipeline(payment.method):
-        return
-    if not payment.store_method or payment.store_consent is None or payment.processor_customer_id is None:
-        return
-    if payment.stored_method_id is None or payment.processor_method_id is None:
-        return  # written before method ids were drawn at reserve
-    stored = StoredMethod(
-        method_id=payment.stored_method_id,
-        firm_id=payment.firm_id,
-        client_id=payment.client_id,
-        summary=payment.method,
-        processor_customer_id=payment.processor_customer_id,
-        processor_method_id=payment.processor_method_id,
-        consent=payment.store_consent,
-        mandate_id=None,
-        created_from_payment_id=payment.payment_id,
-        created_at=now,
-    )
-    try:
-        ledger.put_method(stored)
-    except Conflict:
-        return  # stored already (by the submit, the webhook or the sweep)
-    logger.info("method stored for future use", extra={"method_id": stored.method_id, "type": payment.method.type})
-
-
-def retire_returned_method(ledger: Ledger, payment: Payment) -> int:
-    """After a return saying the account is gone (``PaymentMethodPolicy.account_gone``), no stored
-    method for that account is debited again.
-
-    Idempotent (the webhook and the sweep may both get here); returns how many methods it retired.
-    """
-    if payment.status is not PaymentStatus.FAILED or payment.processor_method_id is None:
-        return 0
-    if not method(payment.method.type).account_gone(payment.return_code):
-        return 0
-    retired = 0
-    for stored in ledger.list_methods(payment.firm_id, payment.client_id):
-        same_account = stored.processor_method_id == payment.processor_method_id
-        if stored.status == "active" and (same_account or stored.method_id == payment.stored_method_id):
-            ledger.set_method_status(stored, "unusable")
-            retired += 1
-            logger.info(
-                "stored method retired after a return",
-                extra={"method_id": stored.method_id, "return_code": payment.return_code},
-            )
-    return retired
 
 
 def consent(text: str, version: str, now: datetime, ip_address: str, user_agent: str) -> Consent:

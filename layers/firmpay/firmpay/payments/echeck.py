@@ -31,13 +31,10 @@ from firmpay.payments.checkout import (
     check_method,
     confirm_opened,
     create_review,
-    daily_limit_of,
     ensure_customer,
     load_submission,
-    mandate_of,
-    open_payment,
+    open_submission,
     payment_id_for,
-    store_consent_of,
 )
 from firmpay.payments.methods import US_BANK_ACCOUNT
 from firmpay.payments.ports import BankLinker, BankLinkError, LinkToken, PaymentProcessor, TokenVault
@@ -193,14 +190,8 @@ def submit_echeck(
         raise InvalidRequest("The bank connection expired; please select your bank again.")
     else:
         choice = SubmitChoice(store_method, ip_address, user_agent, authorized)
-        payment, created = open_payment(
-            ledger,
-            review,
-            submission.payable,
-            now,
-            store_consent=store_consent_of(submission.firm, choice, now),
-            mandate=mandate_of(submission, choice, now, connection.account_validation),
-            daily_limit=daily_limit_of(submission, now),
+        payment, created = open_submission(
+            ledger, submission, choice, now, account_validation=connection.account_validation
         )
     payment = confirm_opened(ledger, processor, payment, created, ip_address, user_agent)
     if created and connection is not None:

@@ -18,10 +18,11 @@ from firmpay.ledger import Ledger
 from firmpay.models.card import StripeEvent
 from firmpay.models.ledger import Payment
 from firmpay.observability import logger
-from firmpay.payments.checkout import apply_intent, remember_method, retire_returned_method
+from firmpay.payments.checkout import apply_intent
 from firmpay.payments.plans import reopen_after_return
 from firmpay.payments.ports import PaymentAndRefundProcessor, PaymentProcessor
 from firmpay.payments.processor import Intent, ProcessorUnavailable
+from firmpay.payments.stored_methods import remember_method, retire_returned_method
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 

@@ -68,6 +68,8 @@ class Storage:
     method id is drawn when the payment is reserved, so they all store the same one);
     ``"method"``, the method's own submit stores it, as only it holds what is kept with it (a bank
     account linked through Plaid keeps its encrypted access token).
+    ``while_processing``: with ``"pipeline"``, a debit's method is stored as soon as the bank took
+    the debit for processing (its mandate is known then), not days later when it settles.
     ``setup_future_usage``: what the confirm asks Stripe for when the client consented, so that
     Stripe keeps the method (and, for a debit, a multi-use mandate) for off-session charges;
     autopay and plans then charge it off-session, under the mandate id recorded with it if any.
@@ -75,18 +77,22 @@ class Storage:
 
     setup_future_usage: Literal["off_session"] = "off_session"
     stored_by: Literal["pipeline", "method"] = "pipeline"
+    while_processing: bool = False
 
 
 @dataclass(frozen=True)
 class MandateTerms:
     """The debit authorization a client accepts (a box to check) before each payment.
 
-    ``texts`` by language, with the placeholders ``{firm}``, ``{account}``, ``{amount}``, ``{date}``,
-    ``{payable}`` (e.g. "bill INV-1"), ``{reply_to}``; the exact text shown is kept with the payment
+    ``texts`` by language, with the placeholders ``{firm}``, ``{account}`` (e.g. "Chase ••••6789"),
+    ``{holder}``, ``{amount}``, ``{date}``, ``{payable}`` (e.g. "bill INV-1"), ``{reply_to}``; a
+    method whose agreement needs more (a PAD agreement's category or schedule clause) subclasses
+    this and overrides ``text``. The exact text shown at review is kept with the payment
     (``Mandate``: text, ``version``, SHA-256, time, IP address, user agent, account) and the confirm
     tells Stripe the client accepted it online (``mandate_data.customer_acceptance``).
     ``processor_options``: what the intent carries under ``payment_method_options[<type>]`` (a
-    Canadian pre-authorized debit's ``mandate_options``, for example); ACH needs none.
+    Canadian pre-authorized debit's ``mandate_options``, for example; override ``options`` when
+    they depend on the payment); ACH needs none.
     """
 
     version: str
@@ -94,17 +100,23 @@ class MandateTerms:
     default_account_validation: str
     processor_options: Mapping[str, Any] = field(default_factory=dict)
 
-    def text(self, firm: Firm, payable: Payable, amount_formatted: str, account_label: str, on: datetime) -> str:
+    def text(self, firm: Firm, payable: Payable, account: MethodSummary, amount_formatted: str, on: datetime) -> str:
+        """The authorization the client reads at review, in the firm's language."""
         lang = firm.language if firm.language in self.texts else "en"
         phrases = PAYABLE_PHRASES.get(lang, PAYABLE_PHRASES["en"])
         return self.texts[lang].format(
             firm=firm.name,
-            account=account_label,
+            account=account.label(),
+            holder=account.holder_name or "",
             amount=amount_formatted,
             date=on.date().isoformat(),
             payable=f"{phrases[payable.kind]} {payable.number}",
             reply_to=firm.reply_to_email,
         )
+
+    def options(self, firm: Firm, payable: Payable) -> Mapping[str, Any]:
+        """What the intent carries under ``payment_method_options[<type>]``."""
+        return self.processor_options
 
     def record(
         self,
