@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from firmpay.config import get_settings
 from firmpay.ledger import Ledger, default_ledger
+from firmpay.metrics import count_payment_change
 from firmpay.observability import logger
 
 if TYPE_CHECKING:
@@ -46,7 +47,8 @@ def record_handler(record: DynamoDBRecord) -> None:
         return
     settings = get_settings()
     mail = MailSettings(settings.mail_from, settings.public_base_url, settings.pay_link_days)
-    send_payment_emails(_ledger(), change, send_raw, mail, datetime.now(UTC))
+    sent = send_payment_emails(_ledger(), change, send_raw, mail, datetime.now(UTC))
+    count_payment_change(change.old_status, change.payment, (email.result for email in sent))
 
 
 @logger.inject_lambda_context

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from firmpay.errors import InvalidRequest, ServiceUnavailable, WebhookSignatureInvalid
 from firmpay.ledger import Ledger
+from firmpay.metrics import record_webhook_lag
 from firmpay.models.card import StripeEvent
 from firmpay.models.ledger import Payment
 from firmpay.observability import logger
@@ -56,6 +57,7 @@ def read_event(payload: str, signature: str | None, secret: str, signature_valid
 
 def reconcile_event(ledger: Ledger, processor: PaymentAndRefundProcessor, event: StripeEvent, now: datetime) -> str:
     """Apply one event; the answer says what happened (for the log and the HTTP body)."""
+    record_webhook_lag(event.created, now)
     if event.type in REFUND_EVENTS:
         return on_refund(ledger, processor, event, now)
     if event.type not in PAYMENT_INTENT_EVENTS:
