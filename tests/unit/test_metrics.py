@@ -30,9 +30,9 @@ from firmpay.models.ledger import MethodSummary, Payment, PaymentStatus
 from firmpay.payments import webhooks
 from firmpay.payments.sweep import sweep_pending
 from tests.conftest import ledger_table_definition
-from tests.support.card_fakes import FakeProcessor
+from tests.support.card_fakes import CARD_3DS, FakeProcessor
 from tests.support.factories import card_payment, create_billed
-from tests.unit.test_card_payments import open_link
+from tests.unit.test_card_payments import open_link, review, submit
 from tests.unit.test_card_webhooks import SECRET, crashed_after_confirm, signed
 
 P = PaymentStatus
@@ -267,6 +267,18 @@ def own_ledger(dynamodb_endpoint: str) -> Iterator[Ledger]:
     client.delete_table(TableName=table)
 
 
+def on_sending_index(ledger: Ledger) -> int:
+    """How many items the ``sending`` part of gsi1 holds, whatever their status."""
+    answer = ledger._db.query(
+        TableName=ledger._table,
+        IndexName="gsi1",
+        KeyConditionExpression="gsi1pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "EMAILSENDING"}},
+        Select="COUNT",
+    )
+    return int(answer["Count"])
+
+
 def sweep_line(out: str) -> dict[str, Any]:
     [line] = emf_lines(out)
     assert dimension_sets(line) == [{"service"}]
@@ -292,6 +304,24 @@ def test_the_sweep_counts_a_payment_it_repaired_because_the_webhook_never_came(
         "PaymentsPendingTooLong": 0,
         "EmailsStuckSending": 0,
     }
+
+
+def test_the_sweep_counts_an_abandoned_challenge_it_canceled_apart_from_repairs(
+    own_ledger: Ledger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a client who left a 3-D Secure challenge unanswered
+    stripe = FakeProcessor()
+    context = open_link(own_ledger)
+    asked = submit(own_ledger, stripe, context, review(own_ledger, stripe, context, method=CARD_3DS).review_id)
+    assert asked.payment.status is P.REQUIRES_ACTION
+    capsys.readouterr()
+
+    # When the sweep runs after a review's lifetime
+    sweep_pending(own_ledger, stripe, datetime.now(UTC) + timedelta(minutes=16), timedelta(minutes=15))
+
+    # Then it counts as canceled, not as a repair (nothing was lost; the client walked away)
+    counts = values(sweep_line(capsys.readouterr().out))
+    assert (counts["SweepCanceled"], counts["SweepRepairs"]) == (1, 0)
 
 
 def test_the_sweep_counts_payments_still_pending_and_errors_but_no_repair(
@@ -329,11 +359,13 @@ def test_the_sweep_counts_emails_stuck_in_sending_until_they_are_settled(
     sweep_pending(own_ledger, FakeProcessor(), now, timedelta(minutes=15))
     assert values(sweep_line(capsys.readouterr().out))["EmailsStuckSending"] == 1
 
-    # And once an operator settles it (SES's send events say it went), the next run counts none
+    # And once both are marked sent (an operator found the first in SES's send events), the next
+    # run counts none, and the index no longer holds them (every run reads all it holds)
     assert own_ledger.finish_email("pay_stuck", "client_payment_received", "c1", "sent", "ses-id", now)
     assert own_ledger.finish_email("pay_busy", "client_payment_received", "c2", "sent", "ses-id", now)
     sweep_pending(own_ledger, FakeProcessor(), now + timedelta(minutes=10), timedelta(minutes=15))
     assert values(sweep_line(capsys.readouterr().out))["EmailsStuckSending"] == 0
+    assert on_sending_index(own_ledger) == 0
 
 
 def test_an_email_claimed_then_marked_sending_is_on_the_stuck_index_and_leaves_it_when_released(
@@ -348,6 +380,7 @@ def test_an_email_claimed_then_marked_sending_is_on_the_stuck_index_and_leaves_i
     # Then it is listed as stuck
     assert own_ledger.emails_stuck_sending(datetime.now(UTC)) == [("pay_link", "client_payment_failed")]
 
-    # And a send that failed with no doubt (the claim given back) takes it off the list
+    # And a send that failed with no doubt (the claim given back) takes it off the list and the index
     own_ledger.release_email_claim("pay_link", "client_payment_failed", "c1")
     assert own_ledger.emails_stuck_sending(datetime.now(UTC)) == []
+    assert on_sending_index(own_ledger) == 0
