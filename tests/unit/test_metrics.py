@@ -140,6 +140,8 @@ def test_a_card_payment_that_succeeds_counts_one_success_for_card_and_its_two_em
     assert values(emails) == {"EmailsSent": 2}
     assert dimension_sets(emails) == [{"service"}]
     assert units(emails) == {"EmailsSent": "Count"}
+    # the payment is named on both lines (for Logs Insights), never as a dimension
+    assert outcome["payment_id"] == emails["payment_id"] == settled.payment_id
 
 
 def test_a_declined_autopay_charge_counts_a_failure_for_its_method(
@@ -238,6 +240,7 @@ def test_the_webhook_records_the_seconds_since_stripe_created_the_event(
     assert values(lag) == {"WebhookLag": pytest.approx(42, abs=1)}
     assert units(lag) == {"WebhookLag": "Seconds"}
     assert dimension_sets(lag) == [{"service"}]
+    assert lag["event_id"] == "evt_lag"
 
 
 def test_an_event_without_a_creation_time_records_no_lag(ledger: Ledger, capsys: pytest.CaptureFixture[str]) -> None:
@@ -324,8 +327,9 @@ def test_the_sweep_counts_an_abandoned_challenge_it_canceled_apart_from_repairs(
     assert (counts["SweepCanceled"], counts["SweepRepairs"]) == (1, 0)
 
 
-def test_the_sweep_counts_payments_still_pending_and_errors_but_no_repair(
-    own_ledger: Ledger, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(("age_minutes", "too_long"), [(4, 0), (16, 1)])
+def test_the_sweep_counts_an_error_and_a_payment_pending_past_a_review_s_lifetime(
+    own_ledger: Ledger, capsys: pytest.CaptureFixture[str], age_minutes: int, too_long: int
 ) -> None:
     # Given a crashed payment and Stripe not answering
     stripe = FakeProcessor()
@@ -333,12 +337,12 @@ def test_the_sweep_counts_payments_still_pending_and_errors_but_no_repair(
     stripe.unavailable = True
     capsys.readouterr()
 
-    # When the sweep runs
-    sweep_pending(own_ledger, stripe, datetime.now(UTC) + timedelta(minutes=4), timedelta(minutes=15))
+    # When the sweep runs some minutes later (a review lives 15)
+    sweep_pending(own_ledger, stripe, datetime.now(UTC) + timedelta(minutes=age_minutes), timedelta(minutes=15))
 
-    # Then the payment counts as an error and still pending, not as a repair
+    # Then it counts an error, no repair, and a payment pending too long only past 15 minutes
     counts = values(sweep_line(capsys.readouterr().out))
-    assert (counts["SweepRepairs"], counts["SweepErrors"], counts["PaymentsPendingTooLong"]) == (0, 1, 1)
+    assert (counts["SweepRepairs"], counts["SweepErrors"], counts["PaymentsPendingTooLong"]) == (0, 1, too_long)
 
 
 def test_the_sweep_counts_emails_stuck_in_sending_until_they_are_settled(

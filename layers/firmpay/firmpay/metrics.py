@@ -61,11 +61,13 @@ class Metric:
     unit: str = "Count"
 
 
-def publish(metrics: Iterable[Metric], method: str | None = None) -> None:
+def publish(metrics: Iterable[Metric], method: str | None = None, context: Mapping[str, str] | None = None) -> None:
     """Print one EMF line with ``metrics`` (nothing when there are none).
 
     With ``method``, the line carries the dimension ``method`` and also rolls up under ``service``
-    alone. Never raises: a metric that cannot be written must not fail a payment or an email.
+    alone. ``context`` (a payment id, an event id) goes in as plain fields of the line (EMF
+    metadata: not dimensions, no cost), so Logs Insights finds what is behind a count. Never
+    raises: a metric that cannot be written must not fail a payment or an email.
     """
     wanted = list(metrics)
     if not wanted:
@@ -78,6 +80,8 @@ def publish(metrics: Iterable[Metric], method: str | None = None) -> None:
             line.add_dimension(name="method", value=method)
             if line.service:
                 line.add_dimensions(service=line.service)
+        for key, value in (context or {}).items():
+            line.add_metadata(key=key, value=value)
         for metric in wanted:
             line.add_metric(name=metric.name, unit=metric.unit, value=metric.value)
         line.flush_metrics()
@@ -110,15 +114,16 @@ def count_payment_change(old_status: PaymentStatus | None, payment: Payment, ema
     """
     outcome = payment_outcome(old_status, payment)
     if outcome is not None:
-        publish([Metric(outcome, 1)], method=payment.method.type)
+        publish([Metric(outcome, 1)], method=payment.method.type, context={"payment_id": payment.payment_id})
     results = list(email_results)
     sent, failed = results.count("sent"), results.count("rejected")
     publish(
         [Metric(name, count) for name, count in ((EMAILS_SENT, sent), (EMAILS_FAILED, failed)) if count],
+        context={"payment_id": payment.payment_id},
     )
 
 
-def record_webhook_lag(created: int | None, now: datetime) -> None:
+def record_webhook_lag(event_id: str, created: int | None, now: datetime) -> None:
     """Seconds from Stripe creating an event to its receipt here (each delivery, retries included).
 
     Stripe retries a delivery it could not make for up to three days, so a large lag means Stripe
@@ -126,10 +131,10 @@ def record_webhook_lag(created: int | None, now: datetime) -> None:
     """
     if created is None:
         return
-    publish([Metric(WEBHOOK_LAG, max(0.0, now.timestamp() - created), "Seconds")])
+    publish([Metric(WEBHOOK_LAG, max(0.0, now.timestamp() - created), "Seconds")], context={"event_id": event_id})
 
 
-def count_sweep(outcomes: Mapping[str, int], still_pending: int, emails_stuck_sending: int | None) -> None:
+def count_sweep(outcomes: Mapping[str, int], pending_too_long: int, emails_stuck_sending: int | None) -> None:
     """One sweep run's metrics, zeros included, so each alarm sees every run and clears by itself
     (``emails_stuck_sending`` None: not counted this run, so not written).
 
@@ -143,7 +148,7 @@ def count_sweep(outcomes: Mapping[str, int], still_pending: int, emails_stuck_se
             Metric(SWEEP_REPAIRS, repairs),
             Metric(SWEEP_CANCELED, outcomes.get("canceled", 0)),
             Metric(SWEEP_ERRORS, outcomes.get("error", 0)),
-            Metric(PAYMENTS_PENDING_TOO_LONG, still_pending),
+            Metric(PAYMENTS_PENDING_TOO_LONG, pending_too_long),
             *([] if emails_stuck_sending is None else [Metric(EMAILS_STUCK_SENDING, emails_stuck_sending)]),
         ]
     )

@@ -41,11 +41,13 @@ EMAIL_STUCK_AFTER = timedelta(minutes=5)
 class SweepReport:
     examined: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    still_pending: int = 0  # reserved, not processing, and Stripe says nothing new: worth a look
+    # Reserved longer than a review may live, not an ACH debit processing, and neither settled,
+    # released nor canceled by this run: nothing will move it by itself (alarm).
+    pending_too_long: int = 0
     emails_stuck_sending: int | None = None  # None: this run could not count them
 
     def as_dict(self) -> dict[str, int]:
-        counts = {"examined": self.examined, **self.outcomes, "still_pending": self.still_pending}
+        counts = {"examined": self.examined, **self.outcomes, "pending_too_long": self.pending_too_long}
         if self.emails_stuck_sending is not None:
             counts["emails_stuck_sending"] = self.emails_stuck_sending
         return counts
@@ -71,8 +73,10 @@ def sweep_pending(
             logger.exception("sweep could not repair a payment", extra={"payment_id": payment.payment_id})
             outcome = "error"
         if outcome in ("unchanged", "error") and payment.status is not PaymentStatus.PROCESSING:
-            # ACH debits process for days; anything else still reserved here deserves a look (alarm).
-            report.still_pending += 1
+            # ACH debits process for days; anything else still reserved here deserves a look, and
+            # one past a review's lifetime should have been canceled already (alarm).
+            if payment.created_at <= now - abandon_after:
+                report.pending_too_long += 1
             logger.warning(
                 "payment still pending",
                 extra={
@@ -96,7 +100,7 @@ def sweep_pending(
         logger.warning("sweep ran out of time; the next run resumes where it stopped", extra=report.as_dict())
     report.emails_stuck_sending = _count_emails_stuck_sending(ledger, now)
     logger.info("sweep done", extra=report.as_dict())
-    count_sweep(report.outcomes, report.still_pending, report.emails_stuck_sending)
+    count_sweep(report.outcomes, report.pending_too_long, report.emails_stuck_sending)
     return report
 
 
