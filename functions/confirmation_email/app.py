@@ -16,7 +16,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from firmpay.config import get_settings
 from firmpay.ledger import Ledger, default_ledger
-from firmpay.metrics import count_payment_change
 from firmpay.observability import logger
 
 if TYPE_CHECKING:
@@ -41,6 +40,7 @@ def record_handler(record: DynamoDBRecord) -> None:
     from firmpay.emails.confirmations import MailSettings, send_payment_emails
     from firmpay.emails.notifications import payment_change
     from firmpay.gateways.ses import send_raw
+    from firmpay.metrics import count_payment_change
 
     change = payment_change(record.raw_event)
     if change is None:

@@ -1,4 +1,4 @@
-"""X-Ray: the SDK is never loaded at cold start, and once the Stripe or Plaid client exists their
+"""X-Ray and metrics at cold start: neither is loaded; and once the Stripe or Plaid client exists, their
 calls reach the X-Ray daemon as subsegments carrying host, method, path and status, never a body,
 a query string or a token.
 
@@ -52,7 +52,7 @@ def run(script: str, env: dict[str, str]) -> str:
     return done.stdout
 
 
-def test_importing_every_handler_loads_no_xray_sdk_even_with_tracing_on() -> None:
+def test_importing_every_handler_loads_neither_the_xray_sdk_nor_the_metrics_even_with_tracing_on() -> None:
     # Given a traced Lambda environment, when every function's handler module is imported (its cold start)
     loaded = run(
         """
@@ -61,11 +61,11 @@ def test_importing_every_handler_loads_no_xray_sdk_even_with_tracing_on() -> Non
             spec = importlib.util.spec_from_file_location(f"app_{path.parent.name}", path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-        print(sorted(name for name in sys.modules if name.startswith(("aws_xray_sdk", "wrapt"))))
+        print(sorted(name for name in sys.modules if name.startswith(("aws_xray_sdk", "wrapt", "firmpay.metrics"))))
         """,
         lambda_environment() | {"LEDGER_TABLE": "ledger"},
     )
-    # Then neither the X-Ray SDK nor its patching library is loaded
+    # Then neither the X-Ray SDK, nor its patching library, nor firmpay.metrics is loaded (they load on use)
     assert loaded.strip().splitlines()[-1] == "[]"
 
 

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
@@ -132,6 +131,8 @@ def outbound_call(method: str, url: str) -> Iterator[None]:
     if tracer is None:
         yield
         return
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     failure: Exception | None = None
     with tracer.provider.in_subsegment(name=parts.hostname or "remote") as opened:

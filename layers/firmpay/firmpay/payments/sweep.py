@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from firmpay.ledger import Ledger
-from firmpay.metrics import count_sweep
 from firmpay.models.ledger import Payment, PaymentStatus
 from firmpay.observability import logger
 from firmpay.payments.ports import PaymentProcessor
@@ -100,6 +99,8 @@ def sweep_pending(
         logger.warning("sweep ran out of time; the next run resumes where it stopped", extra=report.as_dict())
     report.emails_stuck_sending = _count_emails_stuck_sending(ledger, now)
     logger.info("sweep done", extra=report.as_dict())
+    from firmpay.metrics import count_sweep  # at the end of the first run, not at cold start
+
     count_sweep(report.outcomes, report.pending_too_long, report.emails_stuck_sending)
     return report
 

@@ -15,7 +15,6 @@ from pydantic import ValidationError
 
 from firmpay.errors import InvalidRequest, ServiceUnavailable, WebhookSignatureInvalid
 from firmpay.ledger import Ledger
-from firmpay.metrics import record_webhook_lag
 from firmpay.models.card import StripeEvent
 from firmpay.models.ledger import Payment
 from firmpay.observability import logger
@@ -57,6 +56,8 @@ def read_event(payload: str, signature: str | None, secret: str, signature_valid
 
 def reconcile_event(ledger: Ledger, processor: PaymentAndRefundProcessor, event: StripeEvent, now: datetime) -> str:
     """Apply one event; the answer says what happened (for the log and the HTTP body)."""
+    from firmpay.metrics import record_webhook_lag  # on the first event, not at cold start
+
     record_webhook_lag(event.id, event.created, now)
     if event.type in REFUND_EVENTS:
         return on_refund(ledger, processor, event, now)
