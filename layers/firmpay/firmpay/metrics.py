@@ -20,8 +20,9 @@ one per registered method); never a firm, a payment id or an amount. Payment out
 under ``service`` alone (a second EMF dimension set on the same line), which the alarms read
 without listing the methods.
 
-Powertools' metrics module is loaded with the package's Logger already (``aws_lambda_powertools``
-imports it), so the first line costs ~0.2 ms and nothing at cold start (docs/decisions.md).
+Cold start pays nothing: callers import this module where they write a metric, and Powertools'
+metrics module is loaded with its Logger anyway (``aws_lambda_powertools`` imports it); the first
+line costs ~0.2 ms (docs/decisions.md).
 """
 
 from __future__ import annotations
