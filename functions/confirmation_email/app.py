@@ -40,13 +40,15 @@ def record_handler(record: DynamoDBRecord) -> None:
     from firmpay.emails.confirmations import MailSettings, send_payment_emails
     from firmpay.emails.notifications import payment_change
     from firmpay.gateways.ses import send_raw
+    from firmpay.metrics import count_payment_change
 
     change = payment_change(record.raw_event)
     if change is None:
         return
     settings = get_settings()
     mail = MailSettings(settings.mail_from, settings.public_base_url, settings.pay_link_days)
-    send_payment_emails(_ledger(), change, send_raw, mail, datetime.now(UTC))
+    sent = send_payment_emails(_ledger(), change, send_raw, mail, datetime.now(UTC))
+    count_payment_change(change.old_status, change.payment, (email.result for email in sent))
 
 
 @logger.inject_lambda_context

@@ -387,3 +387,25 @@ def test_a_message_that_fails_again_stays_in_the_queue(stack: LocalStack) -> Non
     assert report.kept >= 1
     assert emails_about(stack, billed.payable.number) == []
     assert take_out_of_dlq(stack, payment.payment_id) == body
+
+
+@pytest.mark.unreconciled("payments written straight to the ledger, with made-up intents, to feed the stream")
+def test_the_consumer_writes_the_payment_outcome_by_method_and_its_emails_as_metrics(
+    stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a card payment settled in the ledger
+    billed = create_billed(stack.ledger)
+    payment = settled_card_payment(stack, billed, 12_345)
+
+    # When the stream delivers it to confirmation_email and both emails go out
+    wait_for_emails(stack, billed.payable.number, 2)
+
+    # Then the function printed its EMF lines for this payment: a card success and two emails
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    mine = [line for line in lines if line.get("payment_id") == payment.payment_id]
+    outcome = next(line for line in mine if "PaymentSucceeded" in line)
+    emails = next(line for line in mine if "EmailsSent" in line)
+    assert (outcome["PaymentSucceeded"], outcome["method"]) == ([1.0], "card")
+    assert emails["EmailsSent"] == [2.0]
+    namespaces = {line["_aws"]["CloudWatchMetrics"][0]["Namespace"] for line in (outcome, emails)}
+    assert namespaces == {stack.env["POWERTOOLS_METRICS_NAMESPACE"]}

@@ -4,15 +4,17 @@ signatures get 400 and change nothing."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import stripe
 
 from firmpay.errors import ServiceUnavailable
 from firmpay.payments import checkout
-from local.stack import LocalStack
+from local.stack import WEBHOOK_SECRET, LocalStack
 from tests.integration.conftest import table_snapshot
 from tests.support.card_stack import (
     CARD_OK,
@@ -180,3 +182,29 @@ def test_forged_or_stale_signatures_get_400_and_change_nothing(
     genuine = post_webhook(stack, payload, signature)
     assert (genuine.status_code, genuine.json()["outcome"]) == (200, "succeeded")
     assert link.invariant().paid_minor == 150_050
+
+
+def test_the_webhook_writes_how_long_after_its_creation_an_event_arrived(
+    stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an event Stripe created two minutes ago (a retried delivery), signed now
+    event_id = f"evt_lag_{int(time.time() * 1000)}"
+    payload = json.dumps(
+        {
+            "id": event_id,
+            "object": "event",
+            "type": "customer.created",
+            "created": int(time.time()) - 120,
+            "data": {"object": {}},
+        }
+    )
+    signature = stripe.WebhookSignature.generate_signature_header(payload, WEBHOOK_SECRET, int(time.time()))
+
+    # When it is posted to the webhook
+    assert post_webhook(stack, payload, signature).status_code == 200
+
+    # Then stripe_webhook printed its lag, in seconds
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    [lag] = [line for line in lines if line.get("event_id") == event_id]
+    assert 120 <= lag["WebhookLag"][0] < 180
+    assert lag["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": "WebhookLag", "Unit": "Seconds"}]

@@ -1,12 +1,20 @@
-"""Logger, metrics and tracer, created once; no payment data ever goes into them.
+"""Logger and tracer, created once; no payment data ever goes into them (metrics: ``firmpay.metrics``).
 
-The tracer is created lazily: the X-Ray SDK costs ~300 ms of cold start, which the pay page
-cannot afford, and local runs disable tracing anyway.
+The tracer exists only for the calls to Stripe and Plaid, and only once a function makes one: the
+X-Ray SDK is imported when the Stripe or Plaid client is first built (~12 ms then, on top of the
+100+ ms of importing stripe or plaid), never at cold start (docs/decisions.md). Its subsegments
+carry the method, host, path and status of each call: no body, no query string, no response
+(nothing calls ``capture_method``; the template also sets POWERTOOLS_TRACER_CAPTURE_RESPONSE and
+_ERROR to false). Tests and the local stack run with POWERTOOLS_TRACE_DISABLED, so nothing is
+imported or patched there.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -82,8 +90,63 @@ class _RedactingLogger(Logger):
 logger = _RedactingLogger(service="firmpay", logger_formatter=_RedactingFormatter())
 
 
-@lru_cache(maxsize=1)
-def tracer() -> Tracer:
-    from aws_lambda_powertools import Tracer
+def tracing_enabled() -> bool:
+    """X-Ray records only in Lambda (``Tracing: Active``), never with POWERTOOLS_TRACE_DISABLED or
+    under ``sam local`` (Powertools' own rule, read without importing the SDK)."""
+    disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in ("1", "true", "yes", "on")
+    return not disabled and bool(os.environ.get("LAMBDA_TASK_ROOT")) and not os.environ.get("AWS_SAM_LOCAL")
 
-    return Tracer(service="firmpay")
+
+@lru_cache(maxsize=1)
+def _tracer() -> Tracer | None:
+    """The container's tracer, created on the first traced call; None when tracing is off or the
+    X-Ray SDK is missing (logged once: the call itself must go on)."""
+    if not tracing_enabled():
+        return None
+    try:
+        from aws_lambda_powertools import Tracer
+
+        return Tracer(service="firmpay", auto_patch=False)
+    except ImportError:
+        logger.warning("X-Ray SDK not installed: calls to Stripe and Plaid are not traced")
+        return None
+
+
+@lru_cache(maxsize=1)
+def trace_requests() -> None:
+    """From now on, every call through ``requests`` (stripe-python's RequestsClient) is an X-Ray
+    subsegment named by its host. Called where the Stripe client is built."""
+    tracer = _tracer()
+    if tracer is not None:
+        tracer.patch(["requests"])
+
+
+@contextmanager
+def outbound_call(method: str, url: str) -> Iterator[None]:
+    """An X-Ray subsegment around one call whose library X-Ray does not patch (plaid-python talks
+    through urllib3 directly): named by the host, with the method, the URL without its query and,
+    on failure, the HTTP status. The exception itself stays out of the trace (X-Ray would keep its
+    message, and plaid-python's quotes the response body); it is raised once the subsegment is closed."""
+    tracer = _tracer()
+    if tracer is None:
+        yield
+        return
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    failure: Exception | None = None
+    with tracer.provider.in_subsegment(name=parts.hostname or "remote") as opened:
+        subsegment: Any = opened  # the X-Ray SDK's Subsegment (Powertools types it as its base)
+        if subsegment is not None:  # None when X-Ray has no segment to hang it on (logged by the SDK)
+            subsegment.namespace = "remote"
+            subsegment.put_http_meta("method", method)
+            subsegment.put_http_meta("url", f"{parts.scheme}://{parts.netloc}{parts.path}")
+        try:
+            yield
+        except Exception as error:
+            failure = error
+            if subsegment is not None:
+                status = getattr(error, "status", None)
+                subsegment.put_http_meta("status", status if isinstance(status, int) and status else 500)
+    if failure is not None:
+        raise failure

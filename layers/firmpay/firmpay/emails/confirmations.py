@@ -145,7 +145,7 @@ def _send_once(
             if stored is not None:  # like the pay link: issued once the claim is ours, never for a sent email
                 removal = issue_removal_link(ledger, stored, payment.payment_id, settings.public_base_url, now)
             message = payment_email(kind, firm, client, payable, payment, settings.mail_from, pay_url, removal)
-            if not ledger.mark_email_sending(payment.payment_id, marker, claim_id):
+            if not ledger.mark_email_sending(payment.payment_id, marker, claim_id, epoch):
                 raise EmailInFlight(f"{marker} of payment {payment.payment_id}: the claim was lost before sending")
         message_id = send(message)
     except MailOutcomeUnknown:

@@ -10,11 +10,13 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from firmpay.config import get_settings
+from firmpay.observability import outbound_call
 from firmpay.payments.ports import BankAccount, BankLinkError, LinkToken
 from firmpay.secrets import get_secret
 
 if TYPE_CHECKING:
     from plaid.api.plaid_api import PlaidApi
+    from plaid.api_client import ApiClient
 
 
 def plaid_api() -> PlaidApi:
@@ -33,7 +35,20 @@ def _plaid_api_for(credentials_json: str) -> PlaidApi:
         host=settings.plaid_base_url,
         api_key={"clientId": credentials["client_id"], "secret": credentials["secret"]},
     )
-    return api.PlaidApi(plaid.ApiClient(configuration))
+    return api.PlaidApi(_traced_api_client(plaid.ApiClient)(configuration))
+
+
+@lru_cache(maxsize=1)
+def _traced_api_client(base: type[ApiClient]) -> type[ApiClient]:
+    """plaid-python's ApiClient with each call in an X-Ray subsegment (``observability.outbound_call``):
+    X-Ray patches no urllib3, which plaid-python talks through."""
+
+    class TracedApiClient(base):  # type: ignore[misc]
+        def call_api(self, resource_path: str, method: str, *args: Any, **kwargs: Any) -> Any:
+            with outbound_call(method, f"{self.configuration.host}{resource_path}"):
+                return super().call_api(resource_path, method, *args, **kwargs)
+
+    return TracedApiClient
 
 
 def _plaid_error(error: Exception) -> BankLinkError:

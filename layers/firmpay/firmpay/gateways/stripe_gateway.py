@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from firmpay.config import get_settings
+from firmpay.observability import trace_requests
 from firmpay.payments.processor import (
     BankAccountSource,
     CardDetails,
@@ -61,6 +62,7 @@ def stripe_client() -> stripe.StripeClient:
 def _stripe_client_for(secret_key: str) -> stripe.StripeClient:
     import stripe
 
+    trace_requests()  # X-Ray subsegments for Stripe's calls, from the first client on (observability)
     settings = get_settings()
     return stripe.StripeClient(
         secret_key,

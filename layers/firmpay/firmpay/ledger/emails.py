@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from firmpay.errors import NotFound
 from firmpay.ledger import keys
@@ -66,6 +66,7 @@ class EmailsLedger(LedgerBase):
                 "lease_until": now + lease_seconds,
                 "expires_at": expires_at,
             }
+            | (_sending_index(payment_id, kind, now) if status == "sending" else {})
         )
         try:
             with dynamodb_errors():
@@ -86,19 +87,26 @@ class EmailsLedger(LedgerBase):
             return "busy" if old.get("status") == "claimed" else "done"
         return "claimed"
 
-    def mark_email_sending(self, payment_id: str, kind: str, claim_id: str) -> bool:
+    def mark_email_sending(self, payment_id: str, kind: str, claim_id: str, now: int) -> bool:
         """The claimed message is about to go to SES: from now on no retry sends it again."""
         from botocore.exceptions import ClientError
 
+        index = _sending_index(payment_id, kind, now)
         try:
             with dynamodb_errors():
                 self._db.update_item(
                     TableName=self._table,
                     Key=keys.email_marker(payment_id, kind),
-                    UpdateExpression="SET #status = :sending",
+                    UpdateExpression="SET #status = :sending, gsi1pk = :index_pk, gsi1sk = :index_sk",
                     ConditionExpression="claim_id = :claim AND #status = :claimed",
                     ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues=_values(sending="sending", claim=claim_id, claimed="claimed"),
+                    ExpressionAttributeValues=_values(
+                        sending="sending",
+                        claim=claim_id,
+                        claimed="claimed",
+                        index_pk=index["gsi1pk"],
+                        index_sk=index["gsi1sk"],
+                    ),
                 )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
@@ -117,7 +125,9 @@ class EmailsLedger(LedgerBase):
                 self._db.update_item(
                     TableName=self._table,
                     Key=keys.email_marker(payment_id, kind),
-                    UpdateExpression="SET #status = :status, detail = :detail, finished_at = :at REMOVE lease_until",
+                    UpdateExpression=(
+                        "SET #status = :status, detail = :detail, finished_at = :at REMOVE lease_until, gsi1pk, gsi1sk"
+                    ),
                     ConditionExpression="claim_id = :claim AND #status IN (:claimed, :sending)",
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues=_values(
@@ -139,7 +149,7 @@ class EmailsLedger(LedgerBase):
                 self._db.update_item(
                     TableName=self._table,
                     Key=keys.email_marker(payment_id, kind),
-                    UpdateExpression="SET lease_until = :zero, #status = :claimed",
+                    UpdateExpression="SET lease_until = :zero, #status = :claimed REMOVE gsi1pk, gsi1sk",
                     ConditionExpression="claim_id = :claim AND #status IN (:claimed, :sending)",
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues=_values(zero=0, claim=claim_id, claimed="claimed", sending="sending"),
@@ -147,3 +157,32 @@ class EmailsLedger(LedgerBase):
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
+
+    def emails_stuck_sending(self, since_before: datetime) -> list[tuple[str, str]]:
+        """(payment id, marker kind) of every email handed to SES before ``since_before`` and never
+        marked sent or refused: SES may or may not have sent it, and nothing sends it again."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk < :before",
+            "ExpressionAttributeValues": _values(pk=keys.EMAIL_SENDING_INDEX_PK, before=_iso(since_before)),
+        }
+        stuck: list[tuple[str, str]] = []
+        while True:
+            with dynamodb_errors():
+                page = self._db.query(**query)
+            for item in page.get("Items", []):
+                marker = from_item(item)
+                if marker.get("status") == "sending":  # the index lags the table
+                    stuck.append((str(marker["payment_id"]), str(marker["kind"])))
+            if "LastEvaluatedKey" not in page:
+                return stuck
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _sending_index(payment_id: str, kind: str, now: int) -> dict[str, str]:
+    """A ``sending`` marker's place on ``gsi1``: by the moment it went to SES."""
+    return {
+        "gsi1pk": keys.EMAIL_SENDING_INDEX_PK,
+        "gsi1sk": f"{_iso(datetime.fromtimestamp(now, UTC))}#{payment_id}#{kind}",
+    }

@@ -15,7 +15,7 @@
 | refund    | PAYABLE#<payable>     | REFUND#<refund>             |                            |
 | link      | LINK#<sha256(token)>  | LINK                        |                            |
 | removal   | REMOVE#<sha256(token)> | REMOVE                     | (TTL expires_at)           |
-| email     | EMAIL#<payment>       | <kind>                      | (sent-once marker)         |
+| email     | EMAIL#<payment>       | <kind>                      | EMAILSENDING / <ts> while `sending` |
 | counter   | RATE#<scope>          | <window>                    | (TTL expires_at)           |
 | idem      | IDEM#<firm>#<key>     | IDEM                        |                            |
 | cursor    | CURSOR#<walk>         | CURSOR                      | (where a scheduled walk stopped) |
@@ -103,3 +103,6 @@ def cursor(walk: str) -> Key:
 
 PENDING_INDEX_PK = "PENDING"
 PLAN_DUE_INDEX_PK = "PLANDUE"
+# Sent-once markers handed to SES and not (yet) marked sent: the sweep counts those older than
+# their lease (the email may or may not have gone; an operator decides).
+EMAIL_SENDING_INDEX_PK = "EMAILSENDING"

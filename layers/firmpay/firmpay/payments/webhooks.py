@@ -55,6 +55,9 @@ def read_event(payload: str, signature: str | None, secret: str, signature_valid
 
 def reconcile_event(ledger: Ledger, processor: PaymentAndRefundProcessor, event: StripeEvent, now: datetime) -> str:
     """Apply one event; the answer says what happened (for the log and the HTTP body)."""
+    from firmpay.metrics import record_webhook_lag  # on the first event, not at cold start
+
+    record_webhook_lag(event.id, event.created, now)
     if event.type in REFUND_EVENTS:
         return on_refund(ledger, processor, event, now)
     if event.type not in PAYMENT_INTENT_EVENTS:
