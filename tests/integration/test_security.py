@@ -561,6 +561,6 @@ def test_the_logs_of_card_echeck_webhook_firm_api_and_email_hold_no_secrets(stac
 
     sensitive = [card.token, declined.token, bank.token, new_token, sent_token, connection_bank.public_token]
     # The capture saw the handlers and the gateway at work (else the scan below proves nothing).
-    for logged in ("method stored for future use", "webhook reconciled", "confirmation email sent", "/pay/<token>"):
+    for logged in ("card stored for future use", "webhook reconciled", "confirmation email sent", "/pay/<token>"):
         assert logged in logs.text
     assert find_leaks(logs.text, sensitive) == []
