@@ -8,25 +8,19 @@ Jinja2 and SES are imported by the first batch, not at cold start.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from firmpay.config import get_settings
-from firmpay.ledger import Ledger, default_ledger
 from firmpay.observability import logger
+from firmpay.routes.shared import ledger, now
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch import BatchProcessor
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-
-
-@lru_cache(maxsize=1)
-def _ledger() -> Ledger:
-    return default_ledger()
 
 
 @lru_cache(maxsize=1)
@@ -46,7 +40,7 @@ def record_handler(record: DynamoDBRecord) -> None:
         return
     settings = get_settings()
     mail = MailSettings(settings.mail_from, settings.public_base_url, settings.pay_link_days)
-    send_payment_emails(_ledger(), change, send_raw, mail, datetime.now(UTC))
+    send_payment_emails(ledger(), change, send_raw, mail, now())
 
 
 @logger.inject_lambda_context
