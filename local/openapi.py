@@ -153,7 +153,7 @@ def _skeleton(version: str) -> dict[str, Any]:
 _HTML = {"text/html": {"schema": {"type": "string"}}}
 # Answers Powertools cannot describe from the handlers' signatures (a handler returning a
 # ``Response[str]`` is documented as a JSON string with status 200): pages, assets, the document
-# itself and a 202. (method, path) -> the success responses, replacing Powertools' ones.
+# itself. (method, path) -> the success responses, replacing Powertools' ones.
 SUCCESS_RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/pay/{token}"): {"200": {"description": "The pay page (HTML).", "content": _HTML}},
     ("get", "/methods/remove/{token}"): {"200": {"description": "The removal page (HTML).", "content": _HTML}},
@@ -170,11 +170,8 @@ SUCCESS_RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/api/openapi.json"): {
         "200": {"description": "This document.", "content": {"application/json": {"schema": {"type": "object"}}}}
     },
-    ("post", "/api/pay/{token}/new-link"): {
-        "202": {
-            "description": "Accepted; the answer never says whether a link exists or an email went out.",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewLinkResponse"}}},
-        }
+    ("get", "/firm/firms/{firm_id}/payables/{payable_id}/payments/{payment_id}/mandate/print"): {
+        "200": {"description": "The authorization as a printable page (HTML).", "content": _HTML}
     },
 }
 # Pages answer their errors as pages too ("This payment link is not valid").
@@ -260,9 +257,6 @@ def build_document(
             if name in schemas and schemas[name] != schema:
                 raise OpenApiConflict(f"two different schemas are named {name!r} (one is in {function})")
             schemas[name] = schema
-    from firmpay.models.pay import NewLinkResponse  # documented by SUCCESS_RESPONSES, not by its handler
-
-    schemas.setdefault("NewLinkResponse", NewLinkResponse.model_json_schema())
     _prune_schemas(document)
     return document
 

@@ -1,32 +1,25 @@
 """confirmation_email (the ledger's DynamoDB stream): payment emails, each sent exactly once.
 
-Each record is mapped to a payment change and handed to one use case; a failing record is
-reported in ``batchItemFailures`` (the stream retries from it; sent-once markers make the records
-after it no-ops), and one that keeps failing ends in the dead-letter queue. Powertools batch,
-Jinja2 and SES are imported by the first batch, not at cold start.
+A failing record is reported in ``batchItemFailures`` (the stream retries from it; sent-once
+markers make later records no-ops) and ends in the dead-letter queue if it keeps failing. Batch,
+Jinja2, SES and metrics load with the first batch, not at cold start.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from firmpay.config import get_settings
-from firmpay.ledger import Ledger, default_ledger
 from firmpay.observability import logger
+from firmpay.routes.shared import ledger, now
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch import BatchProcessor
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-
-
-@lru_cache(maxsize=1)
-def _ledger() -> Ledger:
-    return default_ledger()
 
 
 @lru_cache(maxsize=1)
@@ -47,7 +40,7 @@ def record_handler(record: DynamoDBRecord) -> None:
         return
     settings = get_settings()
     mail = MailSettings(settings.mail_from, settings.public_base_url, settings.pay_link_days)
-    sent = send_payment_emails(_ledger(), change, send_raw, mail, datetime.now(UTC))
+    sent = send_payment_emails(ledger(), change, send_raw, mail, now())
     count_payment_change(change.old_status, change.payment, (email.result for email in sent))
 
 

@@ -59,12 +59,19 @@ def find_link(ledger: Ledger, token: str) -> PayLink:
     return link
 
 
-def resolve_link(ledger: Ledger, token: str, now: datetime) -> LinkContext:
-    """The payable, firm and client behind a usable link (2 DynamoDB requests)."""
+def usable_link(ledger: Ledger, token: str, now: datetime) -> PayLink:
+    """The stored link for ``token`` if a client may still pay through it (one GetItem): 404
+    ``link_not_found`` for a malformed or unknown token, 410 ``link_expired`` for an expired or
+    revoked link. Whether the payable is still open is the use case's to check."""
     link = find_link(ledger, token)
     if not link.is_usable(now):
         raise PayLinkExpired()
-    return ledger.load_link_context(link)
+    return link
+
+
+def resolve_link(ledger: Ledger, token: str, now: datetime) -> LinkContext:
+    """The payable, firm and client behind a usable link (2 DynamoDB requests)."""
+    return ledger.load_link_context(usable_link(ledger, token, now))
 
 
 def send_new_link(

@@ -27,7 +27,6 @@ def get_mandate(firm_id: str, payable_id: str, payment_id: str) -> MandateOut:
     tags=["firm"],
     summary="The eCheck debit authorization of a payment, as a printable page",
     description=ACCESS,
-    response_description="text/html",
 )
 def print_mandate(firm_id: str, payable_id: str, payment_id: str) -> Response[str]:
     from firmpay.web.pages import render_mandate  # the page code only loads on this route
