@@ -35,8 +35,7 @@ def record_handler(record: DynamoDBRecord) -> None:
     from firmpay.gateways.ses import send_raw
     from firmpay.metrics import count_payment_change
 
-    change = payment_change(record.raw_event)
-    if change is None:
+    if (change := payment_change(record.raw_event)) is None:
         return
     settings = get_settings()
     mail = MailSettings(settings.mail_from, settings.public_base_url, settings.pay_link_days)
