@@ -40,6 +40,7 @@ DEMO_FIRMS: list[dict[str, Any]] = [
             "country": "CA",
             "region": "QC",
             "currency": "CAD",
+            "language": "fr",
             "operating_account": DepositAccount(name="Opérations (Desjardins)", last4="1188"),
             "trust_account": DepositAccount(name="Compte en fidéicommis (Desjardins)", last4="7702"),
             "reply_to_email": "facturation@tremblayavocats.example",

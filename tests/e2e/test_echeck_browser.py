@@ -217,11 +217,12 @@ def test_a_client_who_ticks_store_keeps_the_bank_account_for_later(page: Any, li
 
 
 def test_a_canadian_firms_page_offers_no_echeck(page: Any, link: dict[str, str]) -> None:
-    page.goto(link["ca_bill"])
-    card_section(page).get_by_role("heading", name="Pay by Credit Card").wait_for()
+    page.goto(link["ca_bill"])  # the Quebec firm's page opens in French
+    page.get_by_role("region", name="Payer par carte de crédit").get_by_role("heading").first.wait_for()
 
-    assert page.get_by_role("button", name="Pay by eCheck").count() == 0
-    assert page.get_by_role("region", name="Pay by eCheck").count() == 0
+    for name in ("Pay by eCheck", "Payer par chèque électronique"):
+        assert page.get_by_role("button", name=name).count() == 0
+        assert page.get_by_role("region", name=name).count() == 0
     html = page.content()
     assert "echeck-section" not in html
     assert "link-initialize.js" not in html

@@ -67,7 +67,7 @@ class Money(BaseModel):
     def format(self, locale: Locale = "en-US") -> str:
         """The amount as a person reads it in ``locale``, with the currency code.
 
-        ``en-US``/``en-CA``: ``$1,234.56 USD``; ``fr-CA``: ``1 234,56 $ CAD`` (narrow no-break spaces).
+        ``en-US``/``en-CA``: ``$1,234.56 USD``; ``fr-CA``: ``1 234,56 $ CAD`` (no-break spaces, as CLDR groups fr-CA).
         """
         return format_minor(self.amount_minor, self.currency, locale)
 
@@ -77,7 +77,7 @@ def format_minor(amount_minor: int, currency: Currency, locale: Locale = "en-US"
     sign = "-" if amount_minor < 0 else ""
     major, minor = divmod(abs(amount_minor), 100)
     if locale == "fr-CA":
-        grouped = f"{major:,}".replace(",", "\u202f")
+        grouped = f"{major:,}".replace(",", "\u00a0")
         return f"{sign}{grouped},{minor:02d}\u00a0$\u00a0{currency}"
     return f"{sign}${major:,}.{minor:02d}\u00a0{currency}"
 

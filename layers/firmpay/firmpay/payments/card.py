@@ -40,14 +40,13 @@ from firmpay.payments.card_testing import (
     give_back,
 )
 from firmpay.payments.checkout import (
-    STORE_METHOD_TEXT,
-    STORE_METHOD_TEXT_VERSION,
     apply_intent,
     check_amount,
     confirm_payment,
     consent,
     create_review,
     open_payment,
+    store_method_consent,
     stored_method_from,
 )
 from firmpay.payments.ports import CaptchaVerifier, PaymentProcessor
@@ -182,11 +181,7 @@ def submit_card(
     if review.method.type != "card" or review.client_id != link.client_id:
         raise InvalidRequest("This review is not a card review of this link.")
     verified = check_attempt(state.counts, counters, limits, verifier, captcha_token, ip_address, review.human_verified)
-    store_consent = (
-        consent(STORE_METHOD_TEXT.format(firm=firm.name), STORE_METHOD_TEXT_VERSION, now, ip_address, user_agent)
-        if store_method
-        else None
-    )
+    store_consent = consent(*store_method_consent(firm.name), now, ip_address, user_agent) if store_method else None
     # The attempt slots are taken in the reserve transaction itself: the counters read above only
     # decide whether to ask for reCAPTCHA; the transaction is what stops the 4th parallel submit.
     # Whoever settles the payment (this submit, complete, the webhook, the sweep) gives them back

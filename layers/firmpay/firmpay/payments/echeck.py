@@ -24,6 +24,7 @@ from firmpay.errors import (
     ReviewExpired,
     ServiceUnavailable,
 )
+from firmpay.i18n import active_language
 from firmpay.ledger import DailyLimit, Ledger, LinkContext
 from firmpay.models.ledger import (
     BankConnection,
@@ -38,11 +39,9 @@ from firmpay.models.ledger import (
     StoredMethod,
     new_id,
 )
-from firmpay.money import Locale
+from firmpay.money import Locale, Money
 from firmpay.observability import logger
 from firmpay.payments.checkout import (
-    STORE_METHOD_TEXT,
-    STORE_METHOD_TEXT_VERSION,
     check_amount,
     confirm_payment,
     consent,
@@ -50,6 +49,7 @@ from firmpay.payments.checkout import (
     ensure_customer,
     open_payment,
     payment_id_for,
+    store_method_consent,
 )
 from firmpay.payments.ports import BankAccount, BankLinker, BankLinkError, LinkToken, PaymentProcessor, TokenVault
 from firmpay.payments.processor import ProcessorUnavailable
@@ -87,8 +87,8 @@ def ensure_echeck_offered(firm: Firm) -> None:
 def check_echeck_amount(firm: Firm, amount_minor: int) -> None:
     if amount_minor > firm.echeck_max_minor:
         raise EcheckLimitExceeded(
-            f"eCheck payments to {firm.name} are limited to {firm.echeck_max_minor // 100:,} per payment; "
-            "please pay by card or pay in parts.",
+            "eCheck payments to {firm} are limited to {limit} per payment; please pay by card or pay in parts.",
+            params={"firm": firm.name, "limit": Money(amount_minor=firm.echeck_max_minor, currency=firm.currency)},
             limit_minor=firm.echeck_max_minor,
         )
 
@@ -164,7 +164,9 @@ def start_bank_link(linker: BankLinker, firm: Firm, client_id: str) -> LinkToken
     """A Plaid Link token for this client (products auth, US only)."""
     ensure_echeck_offered(firm)
     try:
-        return linker.create_link_token(plaid_user_id(firm.firm_id, client_id), firm.name, "en")
+        # Plaid Link speaks the page's language (link/token/create ``language``: "en", "fr", ...).
+        language = (active_language() or "en-US").split("-")[0]
+        return linker.create_link_token(plaid_user_id(firm.firm_id, client_id), firm.name, language)
     except BankLinkError as error:
         raise bank_error(error) from error
 
@@ -336,11 +338,7 @@ def submit_echeck(
         user_agent,
         connection.account_validation if connection else None,
     )
-    store_consent = (
-        consent(STORE_METHOD_TEXT.format(firm=firm.name), STORE_METHOD_TEXT_VERSION, now, ip_address, user_agent)
-        if store_method
-        else None
-    )
+    store_consent = consent(*store_method_consent(firm.name), now, ip_address, user_agent) if store_method else None
     limit = DailyLimit(
         scope=f"echeck#{review.firm_id}#{review.client_id}",
         window=now.date().isoformat(),

@@ -2,37 +2,44 @@
 
 from __future__ import annotations
 
+from firmpay.i18n import N_, active_language
+from firmpay.i18n import gettext as _
 from firmpay.models.echeck import MoneyView, PaymentResultResponse, ReviewResponse
 from firmpay.models.ledger import Payment, PaymentStatus, Review
 from firmpay.money import Locale, Money
-from firmpay.payments.checkout import STORE_METHOD_TEXT, STORE_METHOD_TEXT_VERSION
+from firmpay.payments.checkout import store_method_consent
 from firmpay.payments.echeck import ACH_MANDATE_TEXT_VERSION
 
 DECLINE_MESSAGES = {
-    "insufficient_funds": "Your card has insufficient funds. Please use another card.",
-    "expired_card": "Your card has expired. Please check the expiry date or use another card.",
-    "incorrect_cvc": "The card's security code (CVC) is incorrect. Please check it and try again.",
-    "processing_error": "An error occurred while processing your card. Please try again in a moment.",
-    "authentication_required": "Your bank could not authenticate this payment. Please try again or use another card.",
-    "payment_intent_authentication_failure": "Your bank could not authenticate this payment. Nothing was charged.",
-    "card_declined": "Your card was declined. Please use another card.",
-    "generic_decline": "Your card was declined. Please use another card.",
+    "insufficient_funds": N_("Your card has insufficient funds. Please use another card."),
+    "expired_card": N_("Your card has expired. Please check the expiry date or use another card."),
+    "incorrect_cvc": N_("The card's security code (CVC) is incorrect. Please check it and try again."),
+    "processing_error": N_("An error occurred while processing your card. Please try again in a moment."),
+    "authentication_required": N_(
+        "Your bank could not authenticate this payment. Please try again or use another card."
+    ),
+    "payment_intent_authentication_failure": N_("Your bank could not authenticate this payment. Nothing was charged."),
+    "card_declined": N_("Your card was declined. Please use another card."),
+    "generic_decline": N_("Your card was declined. Please use another card."),
 }
 
 
 def money_view(amount_minor: int, currency: str, locale: Locale) -> MoneyView:
+    """An amount for a page: formatted in the page's language (firmpay.i18n), else ``locale``."""
     money = Money(amount_minor=amount_minor, currency=currency)
-    return MoneyView(amount_minor=amount_minor, currency=currency, formatted=money.format(locale))
+    return MoneyView(amount_minor=amount_minor, currency=currency, formatted=money.format(active_language() or locale))
 
 
 def destination_text(review_or_payment: Review | Payment) -> str:
     account = review_or_payment.destination_account
+    values = {"account": account.name, "last4": account.last4}
     if review_or_payment.destination == "trust":
-        return f"Deposit into the firm's trust account ({account.name} \u2022\u2022\u2022\u2022{account.last4})"
-    return f"Payment to the firm's operating account ({account.name} \u2022\u2022\u2022\u2022{account.last4})"
+        return _("Deposit into the firm's trust account ({account} \u2022\u2022\u2022\u2022{last4})").format(**values)
+    return _("Payment to the firm's operating account ({account} \u2022\u2022\u2022\u2022{last4})").format(**values)
 
 
 def review_response(review: Review, kind: str, number: str, firm_name: str, locale: Locale) -> ReviewResponse:
+    consent_text, consent_version = store_method_consent(firm_name)
     return ReviewResponse(
         review_id=review.review_id,
         amount=money_view(review.amount_minor, review.currency, locale),
@@ -43,8 +50,8 @@ def review_response(review: Review, kind: str, number: str, firm_name: str, loca
         method_label=review.method.label(),
         authorization_text=review.mandate_text,
         authorization_version=ACH_MANDATE_TEXT_VERSION if review.mandate_text else None,
-        store_consent_text=STORE_METHOD_TEXT.format(firm=firm_name),
-        store_consent_version=STORE_METHOD_TEXT_VERSION,
+        store_consent_text=consent_text,
+        store_consent_version=consent_version,
         expires_at=review.expires_at.isoformat(),
     )
 
@@ -52,20 +59,23 @@ def review_response(review: Review, kind: str, number: str, firm_name: str, loca
 def result_message(payment: Payment) -> str:
     match payment.status:
         case PaymentStatus.SUCCEEDED:
-            return "Payment successful. A confirmation email is on its way."
+            return _("Payment successful. A confirmation email is on its way.")
         case PaymentStatus.PROCESSING:
-            return (
+            return _(
                 "Payment submitted. The withdrawal is processing and usually completes within a few "
                 "business days. A confirmation email is on its way."
             )
         case PaymentStatus.REQUIRES_ACTION:
-            return "Your bank asks you to confirm this payment."
+            return _("Your bank asks you to confirm this payment.")
         case PaymentStatus.FAILED:
-            return DECLINE_MESSAGES.get(payment.failure_code or "", "The payment was declined. Nothing was charged.")
+            declined = DECLINE_MESSAGES.get(
+                payment.failure_code or "", N_("The payment was declined. Nothing was charged.")
+            )
+            return _(declined)
         case PaymentStatus.CANCELED:
-            return "The payment was cancelled. Nothing was charged."
+            return _("The payment was cancelled. Nothing was charged.")
         case _:
-            return "Your payment is being processed. This page will update in a moment."
+            return _("Your payment is being processed. This page will update in a moment.")
 
 
 def payment_result(
