@@ -11,7 +11,7 @@ import pytest
 
 from firmpay.models.ledger import PaymentStatus
 from firmpay.payments.links import hash_token
-from tests.e2e.conftest import AXE, axe_violations, screenshot
+from tests.e2e.conftest import axe_run, described, screenshot
 from tests.support.card_stack import forget_failed_attempts
 
 pytestmark = pytest.mark.e2e
@@ -266,22 +266,17 @@ def test_a_bank_error_in_link_is_explained_with_a_way_to_pay_by_card(page: Any, 
     card_section(page).get_by_role("heading", name="Pay by Credit Card").wait_for()
 
 
-def test_no_serious_or_critical_accessibility_violations_in_the_echeck_form(browser: Any, link: dict[str, str]) -> None:
+def test_no_wcag_22_aa_violation_in_the_echeck_form(browser: Any, link: dict[str, str]) -> None:
     context = browser.new_context(viewport={"width": 375, "height": 900}, bypass_csp=True)
     page = context.new_page()
     page.goto(link["us_bill"])
     switch_to_echeck(page)
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    violations = axe_run(page)
     context.close()
-    violations = [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
-    assert violations == [], [(v["id"], v["help"], [n["target"] for n in v["nodes"]]) for v in violations]
-    assert axe_violations(browser, link["us_bill"]) == []
+    assert violations == [], described(violations)
 
 
-def test_no_serious_or_critical_accessibility_violations_in_the_echeck_review(
-    browser: Any, link: dict[str, str]
-) -> None:
+def test_no_wcag_22_aa_violation_in_the_echeck_review(browser: Any, link: dict[str, str]) -> None:
     context = browser.new_context(viewport={"width": 375, "height": 900}, bypass_csp=True)
     page = context.new_page()
     page.goto(link["us_bill"])
@@ -289,8 +284,6 @@ def test_no_serious_or_critical_accessibility_violations_in_the_echeck_review(
     connect_bank(page, "First Platypus Bank")
     section.get_by_role("button", name="Review payment").click()
     section.get_by_role("heading", name="Review your payment").wait_for()
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    violations = axe_run(page)
     context.close()
-    violations = [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
-    assert violations == [], [(v["id"], v["help"], [n["target"] for n in v["nodes"]]) for v in violations]
+    assert violations == [], described(violations)

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from firmpay.payments.links import issue_pay_link
-from tests.e2e.conftest import axe_violations, screenshot
+from tests.e2e.conftest import axe_violations, described, screenshot
 from tests.support.factories import create_billed
 
 
@@ -98,7 +98,10 @@ def wait_for_mail(stack: Any, number: str, to: str, timeout: float = 10) -> dict
         time.sleep(0.2)
 
 
+@pytest.mark.parametrize("width", [375, 1280])
 @pytest.mark.parametrize("which", ["us_bill", "ca_trust"])
-def test_no_serious_or_critical_accessibility_violations(browser: Any, seeded: dict[str, str], which: str) -> None:
-    violations = axe_violations(browser, seeded[which])
-    assert violations == [], [(v["id"], v["help"]) for v in violations]
+def test_no_wcag_22_aa_violation_at_phone_and_desktop_widths(
+    browser: Any, seeded: dict[str, str], which: str, width: int
+) -> None:
+    violations = axe_violations(browser, seeded[which], width)
+    assert violations == [], described(violations)
