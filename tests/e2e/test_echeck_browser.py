@@ -63,6 +63,7 @@ def sign_in_and_choose(page: Any, bank: str, account: str = "Plaid Checking \u20
     link.get_by_role("button", name=bank).click()
     if bank == "Houndstooth Bank":  # institutions.py: the one that always asks for reCAPTCHA
         link.get_by_role("heading", name="Verify you are human").wait_for()
+        assert "audio challenge" in link.locator("#captcha-audio").inner_text()  # WCAG 2.2, 3.3.8
         link.get_by_role("checkbox", name="I'm not a robot").check()
         link.get_by_role("button", name="Continue").click()
     link.get_by_role("textbox", name="Username").fill("user_good")

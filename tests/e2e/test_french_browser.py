@@ -46,9 +46,14 @@ def test_a_client_pays_the_quebec_firms_bill_in_french(page: Any, ca_bill: str, 
     assert "Solde dû\u00a0: 1\u00a0605,75" in section.locator("#card-amount-hint").inner_text()
     screenshot(page, "pay-page-fr-375")
 
+    # When they review with half a card number: Stripe.js says so in the page's language
+    section.get_by_placeholder("number").fill("4000")
+    enter_billing(page, FRENCH)
+    section.get_by_role("button", name=FRENCH["review"]).click()
+    section.locator("#card-error").get_by_text("Le numéro de votre carte est incomplet.").wait_for()
+
     # When they pay with a card that the bank declines
     enter_card(page, "4000000000000002", FRENCH)
-    enter_billing(page, FRENCH)
     section.get_by_role("button", name=FRENCH["review"]).click()
     section.get_by_role("heading", name=FRENCH["review_title"]).wait_for()
     review = section.locator("#card-review").inner_text()
