@@ -17,19 +17,19 @@ from tests.support.card_stack import forget_failed_attempts
 pytestmark = pytest.mark.e2e
 
 # Where the focus is, and whether a person can see it: inside the viewport, and the top element at
-# its centre is the element itself (nothing sticky or fixed drawn over it) (WCAG 2.2, 2.4.11).
-FOCUS = """() => {
+# its centre is the element itself (nothing sticky or fixed drawn over it) (WCAG 2.2, 2.4.11); and
+# whether it is the element ``css`` names.
+FOCUS = """(css) => {
   const el = document.activeElement;
-  if (!el || el === document.body) { return {selector: null}; }
+  if (!el || el === document.body) { return null; }
   const r = el.getBoundingClientRect();
-  const x = r.left + r.width / 2, y = r.top + r.height / 2;
-  const top = document.elementFromPoint(x, y);
+  const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
   return {
-    id: el.id, tag: el.tagName, placeholder: el.getAttribute('placeholder'), rect: [r.top, r.bottom, r.left, r.right],
-    viewport: [window.innerWidth, window.innerHeight],
+    id: el.id, tag: el.tagName, rect: [r.top, r.bottom, r.left, r.right], viewport: [innerWidth, innerHeight],
     // A fraction of a pixel over the edge is how Chrome leaves a field it scrolled to.
-    inViewport: r.top >= -1 && r.left >= -1 && r.bottom <= window.innerHeight + 1 && r.right <= window.innerWidth + 1,
-    onTop: top === el || el.contains(top) || (top !== null && top.control === el)
+    inViewport: r.top >= -1 && r.left >= -1 && r.bottom <= innerHeight + 1 && r.right <= innerWidth + 1,
+    onTop: top === el || el.contains(top) || (top !== null && top.control === el),
+    wanted: el.matches(css)
   };
 }"""
 
@@ -59,12 +59,12 @@ def tab_to(page: Any, css: str, limit: int = 40) -> None:
     """Press Tab until ``css`` has the focus, checking at every stop that the focus can be seen."""
     for _ in range(limit):
         page.keyboard.press("Tab")
-        focus = page.evaluate(FOCUS)
-        if focus.get("selector", "") is None:
+        focus = page.evaluate(FOCUS, css)
+        if focus is None:
             continue
         assert focus["inViewport"], f"the focus is off screen: {focus}"
         assert focus["onTop"], f"the focus is covered: {focus}"
-        if page.evaluate("(css) => document.activeElement.matches(css)", css):
+        if focus["wanted"]:
             return
     raise AssertionError(f"{css} did not get the keyboard focus within {limit} presses of Tab")
 
