@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -199,3 +200,13 @@ def test_the_store_consent_is_recorded_in_the_language_it_was_shown() -> None:
     assert french_version == f"{STORE_METHOD_TEXT_VERSION}.fr-CA"
     assert french.startswith("Enregistrer ce mode de paiement de façon sécurisée")
     assert "J'autorise Tremblay Avocats à débiter ce mode de paiement" in french
+
+
+def test_every_text_the_scripts_ask_for_is_on_the_page_and_every_text_is_used() -> None:
+    web = Path(pages.__file__).parent
+    defined = set(re.findall(r'^  "(\w+)": _\(', (web / "templates" / "_page_texts.html").read_text(), re.M))
+    scripts = "".join((web / "static" / name).read_text() for name in ("pay.js", "card.js", "echeck.js"))
+    asked = set(re.findall(r"\btext\('(\w+)'", scripts))
+    literals = set(re.findall(r"'(\w+)'", scripts))
+    assert asked <= defined, asked - defined
+    assert defined <= literals | {"new_link_requested"}, defined - literals  # each one is shown somewhere
