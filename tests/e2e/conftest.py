@@ -13,6 +13,30 @@ SCREENSHOTS = ROOT / ".local" / "screenshots"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 
+def seed_links(stack: Any) -> dict[str, str]:
+    """A fresh pair of demo firms (local/seed.py): the pay links of their bills and trust requests,
+    unpaid, each client new to Stripe."""
+    from local.seed import seed_demo
+
+    urls = [line.split()[2] for line in seed_demo(stack)]
+    return {"us_bill": urls[0], "us_trust": urls[1], "ca_bill": urls[2], "ca_trust": urls[3]}
+
+
+@pytest.fixture
+def link(stack: Any) -> dict[str, str]:
+    """Fresh demo pay links for every test."""
+    return seed_links(stack)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_attempts(stack: Any) -> Iterator[None]:
+    """Each test starts under the card-testing limits (no reCAPTCHA left over from another)."""
+    from tests.support.card_stack import forget_failed_attempts
+
+    yield
+    forget_failed_attempts(stack)
+
+
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A fresh phone-sized page that records console errors and CSP violations."""

@@ -12,7 +12,6 @@ from firmpay.models.ledger import PaymentStatus
 from firmpay.payments.links import hash_token
 from tests.e2e.conftest import screenshot
 from tests.e2e.test_card_browser import card_section, enter_billing, enter_card
-from tests.support.card_stack import forget_failed_attempts
 
 pytestmark = pytest.mark.e2e
 
@@ -39,20 +38,6 @@ TARGETS = """() => Array.from(document.querySelectorAll('a[href], button, input,
   .map((el) => { const r = el.getBoundingClientRect();
     return {what: el.outerHTML.slice(0, 90), width: r.width, height: r.height}; })
   .filter((t) => t.width > 0 && t.height > 0)"""
-
-
-@pytest.fixture
-def link(stack: Any) -> dict[str, str]:
-    from local.seed import seed_demo
-
-    urls = [line.split()[2] for line in seed_demo(stack)]
-    return {"us_bill": urls[0], "us_trust": urls[1], "ca_bill": urls[2], "ca_trust": urls[3]}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_attempts(stack: Any) -> Any:
-    yield
-    forget_failed_attempts(stack)
 
 
 def tab_to(page: Any, css: str, limit: int = 40) -> None:

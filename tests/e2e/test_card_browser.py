@@ -9,24 +9,9 @@ import pytest
 
 from firmpay.payments.links import hash_token
 from tests.e2e.conftest import axe_run, axe_violations, described, screenshot
-from tests.support.card_stack import forget_failed_attempts, payable_of, stripe_client
+from tests.support.card_stack import payable_of, stripe_client
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def link(stack: Any) -> dict[str, str]:
-    """A fresh demo firm (its bill and trust request unpaid) for every test."""
-    from local.seed import seed_demo
-
-    urls = [line.split()[2] for line in seed_demo(stack)]
-    return {"us_bill": urls[0], "us_trust": urls[1], "ca_bill": urls[2]}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_attempts(stack: Any) -> Any:
-    yield
-    forget_failed_attempts(stack)
 
 
 # What the card section says, in the page's language (the seeded Quebec firm's page is in French).

@@ -12,28 +12,12 @@ import pytest
 from firmpay.models.ledger import PaymentStatus
 from firmpay.payments.links import hash_token
 from tests.e2e.conftest import axe_run, described, screenshot
-from tests.support.card_stack import forget_failed_attempts
 
 pytestmark = pytest.mark.e2e
 
 LINK_FRAME = 'iframe[title="Plaid Link"]'
 AUTHORIZE = re.compile(r"^By checking this box, I authorize ")
 STORE = "Securely store this payment method for future use"
-
-
-@pytest.fixture
-def link(stack: Any) -> dict[str, str]:
-    """A fresh demo firm, client and unpaid payables for every test: each client is new to Stripe."""
-    from local.seed import seed_demo
-
-    urls = [line.split()[2] for line in seed_demo(stack)]
-    return {"us_bill": urls[0], "us_trust": urls[1], "ca_bill": urls[2], "ca_trust": urls[3]}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_attempts(stack: Any) -> Any:
-    yield
-    forget_failed_attempts(stack)
 
 
 def card_section(page: Any) -> Any:

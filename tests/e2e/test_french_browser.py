@@ -12,27 +12,14 @@ from firmpay.models.ledger import PaymentStatus
 from firmpay.payments.links import hash_token
 from tests.e2e.conftest import screenshot
 from tests.e2e.test_card_browser import FRENCH, card_section, enter_billing, enter_card
-from tests.support.card_stack import forget_failed_attempts
 
 pytestmark = pytest.mark.e2e
 
 CAD = "\u00a0$\u00a0CAD"
 
 
-@pytest.fixture
-def ca_bill(stack: Any) -> str:
-    from local.seed import seed_demo
-
-    return seed_demo(stack)[2].split()[2]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_attempts(stack: Any) -> Any:
-    yield
-    forget_failed_attempts(stack)
-
-
-def test_a_client_pays_the_quebec_firms_bill_in_french(page: Any, ca_bill: str, stack: Any) -> None:
+def test_a_client_pays_the_quebec_firms_bill_in_french(page: Any, link: dict[str, str], stack: Any) -> None:
+    ca_bill = link["ca_bill"]
     # Given the Quebec firm's bill, opened by a browser that asks for English first (Playwright's)
     page.goto(ca_bill)
 

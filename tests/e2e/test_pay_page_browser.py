@@ -10,16 +10,13 @@ import pytest
 import requests
 
 from firmpay.payments.links import issue_pay_link
-from tests.e2e.conftest import axe_violations, described, screenshot
+from tests.e2e.conftest import axe_violations, described, screenshot, seed_links
 from tests.support.factories import create_billed
 
 
 @pytest.fixture(scope="module")
 def seeded(stack: Any) -> dict[str, str]:
-    from local.seed import seed_demo
-
-    urls = [line.split()[2] for line in seed_demo(stack)]
-    return {"us_bill": urls[0], "us_trust": urls[1], "ca_bill": urls[2], "ca_trust": urls[3]}
+    return seed_links(stack)
 
 
 def test_a_client_sees_the_firm_the_bill_its_dates_and_the_balance(page: Any, seeded: dict[str, str]) -> None:
