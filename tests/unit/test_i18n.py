@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from firmpay import i18n
 from firmpay.errors import AmountBelowMinimum, AmountOverBalance
-from firmpay.i18n import Preferences, page_language, request_preferences
+from firmpay.i18n import Language, Preferences, page_language, request_preferences
 from firmpay.ledger import LinkContext
 from firmpay.models.ledger import (
     Client,
@@ -210,3 +210,18 @@ def test_every_text_the_scripts_ask_for_is_on_the_page_and_every_text_is_used() 
     literals = set(re.findall(r"'(\w+)'", scripts))
     assert asked <= defined, asked - defined
     assert defined <= literals | {"new_link_requested"}, defined - literals  # each one is shown somewhere
+
+
+@pytest.mark.parametrize(
+    ("locale", "amount", "day"),
+    [
+        ("en-US", "$3,500.50\u00a0USD", "November 1, 2026"),
+        ("en-CA", "$3,500.50\u00a0CAD", "November 1, 2026"),
+        ("fr-CA", "3\u00a0500,50\u00a0$\u00a0CAD", "1 novembre 2026"),  # CLDR: U+00A0 groups, no "1er"
+    ],
+)
+def test_amounts_and_dates_read_as_each_language_writes_them(locale: Language, amount: str, day: str) -> None:
+    currency = "USD" if locale == "en-US" else "CAD"
+    assert Money(amount_minor=350_050, currency=currency).format(locale) == amount
+    assert pages.format_date(date(2026, 11, 1), locale) == day
+    assert Money(amount_minor=2_500, currency="USD").format("fr-CA") == "25,00\u00a0$\u00a0USD"  # the code says which $

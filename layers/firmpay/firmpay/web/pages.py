@@ -30,44 +30,12 @@ WEB = Path(__file__).resolve().parent
 STATIC = WEB / "static"
 ASSET_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
-_MONTHS = {
-    "en": [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ],
-    "fr": [
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ],
-}
-
 
 def format_date(day: date, locale: Locale) -> str:
-    """``November 2, 2026`` (en-US and en-CA), ``2 novembre 2026`` (fr-CA): CLDR's long date, as
-    Babel formats it (tests/unit/test_locale_formats.py checks every day of a year against Babel)."""
-    if locale == "fr-CA":
-        return f"{day.day} {_MONTHS['fr'][day.month - 1]} {day.year}"
-    return f"{_MONTHS['en'][day.month - 1]} {day.day}, {day.year}"
+    """CLDR's long date, by Babel: ``November 2, 2026`` (en-US, en-CA), ``2 novembre 2026`` (fr-CA)."""
+    from babel.dates import format_date as babel_format_date
+
+    return str(babel_format_date(day, "long", locale=locale.replace("-", "_")))
 
 
 def amount_input(amount_minor: int, locale: Locale) -> str:
