@@ -1,5 +1,6 @@
-"""Demo data for `make dev`: two firms (US/USD and Canada/CAD), each with a client, a bill and a
-trust request, created through the real use cases; returns one `pay link: <url>` line per payable."""
+"""Demo data for `make dev`: two firms (a New York firm in USD and English, a Quebec firm in CAD and
+French), each with a client, a bill and a trust request, created through the real use cases;
+returns one `pay link: <url>` line per payable."""
 
 from __future__ import annotations
 
@@ -40,14 +41,16 @@ DEMO_FIRMS: list[dict[str, Any]] = [
             "country": "CA",
             "region": "QC",
             "currency": "CAD",
+            "language": "fr",
             "operating_account": DepositAccount(name="Opérations (Desjardins)", last4="1188"),
             "trust_account": DepositAccount(name="Compte en fidéicommis (Desjardins)", last4="7702"),
             "reply_to_email": "facturation@tremblayavocats.example",
             "principals": ["arn:aws:iam::000000000000:user/firm-ca"],
         },
         "client": {"name": "Camille Gagnon", "email": "camille.gagnon@example.com"},
-        "bill": ("F-3310", [("Real estate closing, 4 h", 132_000), ("Title search", 28_575)]),
-        "trust": ("FID-118", 250_000, "Deposit for the purchase of 12 rue des Érables"),
+        # A Quebec firm writes its bills in French (its page is in French, with a switch to English).
+        "bill": ("F-3310", [("Clôture d'une transaction immobilière, 4 h", 132_000), ("Recherche de titres", 28_575)]),
+        "trust": ("FID-118", 250_000, "Dépôt pour l'achat du 12, rue des Érables"),
     },
 ]
 

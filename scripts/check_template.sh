@@ -73,4 +73,6 @@ step "cfn-lint" "$root/.venv/bin/cfn-lint" template.yaml
 step "sam validate --lint" "$sam" validate --lint --template-file template.yaml
 step "sam build (python3.13, arm64, no container)" build
 step "built extensions are aarch64" native_code_is_arm64
+# The pages' languages come from compiled gettext catalogues (firmpay/i18n.py): the layer carries them.
+step "the layer ships the pages' catalogues" test -s "$work/build/FirmpayLayer/python/firmpay/locale/fr_CA/LC_MESSAGES/messages.mo"
 echo "template checks: ok in $(seconds_since "$started")s"

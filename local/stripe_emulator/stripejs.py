@@ -4,8 +4,9 @@ Stripe.js documents for each function (so a page that real Stripe.js would refus
 localstripe's ``/js.stripe.com/v3/`` offers ``createToken`` and ``confirmCardPayment`` only, and
 accepts any call. This extension adds or replaces, as the Stripe.js reference describes them:
 
-- ``Stripe(publishableKey)``: throws an IntegrationError unless the key is a publishable key
-  (``pk_``) ("Initializing Stripe.js", docs.stripe.com/js/initializing).
+- ``Stripe(publishableKey, {locale})``: throws an IntegrationError unless the key is a publishable
+  key (``pk_``) ("Initializing Stripe.js", docs.stripe.com/js/initializing); ``locale`` (``fr``,
+  ``fr-CA``) puts the validation errors below in French, as Stripe.js localizes its error strings.
 - ``stripe.createPaymentMethod({type: 'card', card: element, billing_details})`` (and the older
   ``createPaymentMethod('card', element, {billing_details})``): ``type`` is required and the card
   Element must be mounted (Stripe.js throws "We could not retrieve data from the specified
@@ -47,6 +48,19 @@ EXTENSION_JS = r"""
     return error;
   }
 
+  const VALIDATION = {
+    en: {
+      incomplete_number: 'Your card number is incomplete.',
+      incomplete_expiry: "Your card's expiration date is incomplete.",
+      incomplete_cvc: "Your card's security code is incomplete."
+    },
+    fr: {
+      incomplete_number: 'Le numéro de votre carte est incomplet.',
+      incomplete_expiry: "La date d'expiration de votre carte est incomplète.",
+      incomplete_cvc: 'Le code de sécurité de votre carte est incomplet.'
+    }
+  };
+
   function validation(code, message) {
     return {error: {type: 'validation_error', code: code, message: message}};
   }
@@ -67,6 +81,9 @@ EXTENSION_JS = r"""
       throw IntegrationError('Invalid API Key provided: Stripe.js takes a publishable key (pk_...).');
     }
     const stripe = makeStripe(apiKey, options);
+    // ``locale`` "localize[s] error strings for all Stripe.js methods" (Initializing Stripe.js;
+    // fr-CA is a supported locale): the stand-in has the validation errors in English and French.
+    const messages = VALIDATION[/^fr/i.test(String((options || {}).locale || '')) ? 'fr' : 'en'];
 
     /* The intent as Stripe.js reads it: with the publishable key and the client secret. */
     async function retrieveIntent(clientSecret) {
@@ -118,12 +135,12 @@ EXTENSION_JS = r"""
       }
       const card = (data.card.value && data.card.value.card) || {};
       const number = String(card.number || '').replace(/\s/g, '');
-      if (number.length < 16) { return validation('incomplete_number', 'Your card number is incomplete.'); }
+      if (number.length < 16) { return validation('incomplete_number', messages.incomplete_number); }
       if (!card.exp_month || String(card.exp_year || '').length < 4) {
-        return validation('incomplete_expiry', "Your card's expiration date is incomplete.");
+        return validation('incomplete_expiry', messages.incomplete_expiry);
       }
       if (String(card.cvc || '').length < 3) {
-        return validation('incomplete_cvc', "Your card's security code is incomplete.");
+        return validation('incomplete_cvc', messages.incomplete_cvc);
       }
       try {
         const answer = await post('/v1/payment_methods', {

@@ -10,7 +10,6 @@ import pytest
 
 from local.gateway import STAGE
 from tests.e2e.test_card_browser import card_section, enter_billing, enter_card, review_and_submit
-from tests.support.card_stack import forget_failed_attempts
 
 pytestmark = pytest.mark.e2e
 
@@ -22,12 +21,6 @@ def staged_link(stack: Any) -> str:
 
     url = urlsplit(seed_demo(stack)[1].split()[2])
     return f"{url.scheme}://{url.netloc}/{STAGE}{url.path}"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_attempts(stack: Any) -> Any:
-    yield
-    forget_failed_attempts(stack)
 
 
 def test_a_client_pays_by_card_with_3d_secure_under_the_stage_path(page: Any, staged_link: str, stack: Any) -> None:

@@ -175,3 +175,51 @@ def test_assets_are_allow_listed(stack: Any) -> None:
     assert css.headers["Content-Type"].startswith("text/css")
     for name in ("..%2Fpages.py", "pages.py", ".hidden.css"):
         assert requests.get(f"{gateway}/assets/{name}", timeout=10).status_code == 404
+
+
+def test_an_english_canadian_firms_page_follows_the_browsers_language(stack: Any) -> None:
+    # Given a Canadian firm whose own language is English, and a client whose browser asks for French
+    _, token = issue(stack, country="CA", amounts=(250_000,))
+    url = f"{stack.urls['gateway']}/pay/{token}"
+
+    french = requests.get(url, headers={"Accept-Language": "fr-CA,fr;q=0.9,en;q=0.5"}, timeout=10).text
+    english = requests.get(url, headers={"Accept-Language": "en-CA,en;q=0.9"}, timeout=10).text
+    switched = requests.get(f"{url}?lang=en-CA", headers={"Accept-Language": "fr-CA"}, timeout=10).text
+
+    # Then the page is in French for the French browser, with its amounts and dates, and in English otherwise
+    assert '<html lang="fr-CA">' in french
+    assert "Payer par carte de crédit" in french
+    assert "2\u00a0500,00\u00a0$\u00a0CAD" in french
+    assert "2 novembre 2026" in french
+    assert '<html lang="en-CA">' in english
+    assert "Pay by Credit Card" in english
+    assert "$2,500.00\u00a0CAD" in english
+    assert '<html lang="en-CA">' in switched
+
+
+def test_the_api_answers_errors_in_the_language_the_page_asks_for(stack: Any) -> None:
+    # Given a Canadian firm's bill and a review asked for more than its balance
+    _, token = issue(stack, country="CA", language="fr", amounts=(10_000,))
+    url = f"{stack.urls['gateway']}/api/pay/{token}/card/review"
+    body = {
+        "amount_minor": 20_000,
+        "payment_method_id": "pm_card_visa",
+        "billing": {
+            "name": "Camille Gagnon",
+            "line1": "12 rue des Érables",
+            "city": "Québec",
+            "state": "QC",
+            "postal_code": "G1R 4P5",
+            "country": "CA",
+        },
+    }
+
+    french = requests.post(url, json=body, headers={"Accept-Language": "fr-CA"}, timeout=10)
+    english = requests.post(url, json=body, headers={"Accept-Language": "en-CA"}, timeout=10)
+    invalid = requests.post(url, json={"amount_minor": "x"}, headers={"Accept-Language": "fr-CA"}, timeout=10)
+
+    # Then the code is the same, the message is in the page's language
+    assert (french.status_code, french.json()["code"]) == (422, "amount_over_balance")
+    assert french.json()["message"] == "Le montant dépasse le solde dû."
+    assert english.json() == french.json() | {"message": "The amount is more than the balance due."}
+    assert (invalid.status_code, invalid.json()["message"]) == (422, "Des champs sont manquants ou invalides.")

@@ -731,6 +731,26 @@ def test_link_connects_a_houndstooth_account_after_recaptcha_and_a_wrong_passwor
 
 
 @pytest.mark.e2e
+def test_link_speaks_the_language_of_its_link_token(page: Any, api: PlaidApi, world: dict[str, Any]) -> None:
+    from playwright.sync_api import expect
+
+    # Given a link token created for a French page
+    token = api.link_token_create(link_token_request(language="fr")).link_token
+    link = open_link(page, world, token)
+
+    # Then Link's screens are in French, its security check naming its audio alternative
+    expect(link.get_by_role("heading", name="Connectez votre compte bancaire")).to_be_visible()
+    link.get_by_role("button", name="Continuer").click()
+    link.get_by_role("textbox", name="Recherchez votre banque").fill("Houndstooth")
+    link.get_by_role("button", name="Houndstooth Bank").click()
+    expect(link.get_by_role("heading", name="Confirmez que vous êtes une personne")).to_be_visible()
+    expect(link.locator("#captcha-audio")).to_contain_text("défi audio")
+    assert link.locator("html").get_attribute("lang") == "fr"
+    link.get_by_role("button", name="Quitter").click()
+    assert result(page)["kind"] == "exit"
+
+
+@pytest.mark.e2e
 def test_exiting_link_reports_where_the_user_left_and_the_last_error(
     page: Any, api: PlaidApi, world: dict[str, Any]
 ) -> None:

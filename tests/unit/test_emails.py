@@ -188,7 +188,7 @@ def test_a_french_canadian_firm_gets_french_emails_with_fr_ca_amounts() -> None:
     html, text = _parts(message)
     assert message["Subject"] == "Paiement reçu \u2013 Facture B-1042 \u2013 Tremblay Avocats"
     assert 'lang="fr"' in html
-    assert "1\u202f234,56\u00a0$\u00a0CAD" in text
+    assert "1\u00a0234,56\u00a0$\u00a0CAD" in text
     assert "Solde restant\u00a0: 500,50\u00a0$\u00a0CAD" in text
     assert "1 décembre 2026" in html
     assert "Bonjour Jordan Client" in text
@@ -454,12 +454,12 @@ def test_a_french_canadian_firm_sends_the_refund_email_in_french_with_fr_ca_amou
     assert 'lang="fr"' in html
     assert "Bonjour Jordan Client" in text
     assert (
-        "Tremblay Avocats vous a remboursé 200,00\u00a0$\u00a0CAD sur votre paiement de 1\u202f000,00\u00a0$\u00a0CAD "
+        "Tremblay Avocats vous a remboursé 200,00\u00a0$\u00a0CAD sur votre paiement de 1\u00a0000,00\u00a0$\u00a0CAD "
         "pour la facture B-1042." in text
     )
     for line in (
         "Montant remboursé\u00a0: 200,00\u00a0$\u00a0CAD",
-        "Paiement initial\u00a0: 1\u202f000,00\u00a0$\u00a0CAD",
+        "Paiement initial\u00a0: 1\u00a0000,00\u00a0$\u00a0CAD",
         "Date du remboursement\u00a0: 1 décembre 2026",
         "Total remboursé sur ce paiement\u00a0: 200,00\u00a0$\u00a0CAD",
         "Solde restant\u00a0: 700,50\u00a0$\u00a0CAD",

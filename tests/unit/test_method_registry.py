@@ -192,7 +192,7 @@ def test_review_creates_the_intent_of_the_method_with_its_mandate_in_the_firm_s_
         {"mandate_options": {"transaction_type": "personal"}},
     )
     assert made.mandate_text == (
-        "J'autorise Tremblay Avocats à prélever 1\u202f000,00\u00a0$\u00a0CAD de Caisse Test \u2022\u2022\u2022\u20226789 "
+        "J'autorise Tremblay Avocats à prélever 1\u00a0000,00\u00a0$\u00a0CAD de Caisse Test \u2022\u2022\u2022\u20226789 "
         f"le {made.created_at.date().isoformat()} pour la facture {context.payable.number}."
     )
     assert stripe.charges == []

@@ -39,7 +39,7 @@ def test_money_refuses_unknown_currencies() -> None:
         (150_050, "USD", "en-US", "$1,500.50\u00a0USD"),
         (5, "USD", "en-US", "$0.05\u00a0USD"),
         (123_456_789, "CAD", "en-CA", "$1,234,567.89\u00a0CAD"),
-        (150_050, "CAD", "fr-CA", "1\u202f500,50\u00a0$\u00a0CAD"),
+        (150_050, "CAD", "fr-CA", "1\u00a0500,50\u00a0$\u00a0CAD"),
         (-2_500, "USD", "en-US", "-$25.00\u00a0USD"),
     ],
 )

@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from firmpay.config import get_settings
 from firmpay.errors import FirmPayError, Forbidden, InvalidRequest, MalformedJson, NotFound, ServiceUnavailable
+from firmpay.i18n import N_, Preferences, gettext, request_preferences
 from firmpay.observability import logger
 
 JSON = "application/json"
@@ -117,18 +118,29 @@ def _validation_error(error: RequestValidationError) -> Response[str]:
     return error_response(InvalidRequest(fields=fields))
 
 
+def language_preferences(app: APIGatewayRestResolver) -> Preferences:
+    """The request's ``Accept-Language`` header and ``lang`` query parameter (firmpay.i18n)."""
+    event = app.current_event
+    headers = {name.lower(): value for name, value in (event.headers or {}).items()}
+    requested = (event.query_string_parameters or {}).get("lang") or ""
+    return Preferences(accept_language=str(headers.get("accept-language") or "")[:200], requested=requested[:16])
+
+
 def register_error_handlers(app: APIGatewayRestResolver) -> None:
-    """Map every failure to a JSON error with a stable code; never leak provider messages."""
+    """Map every failure to a JSON error with a stable code, its message in the request's
+    language; never leak provider messages."""
 
     @app.exception_handler(FirmPayError)
     def _domain(error: FirmPayError) -> Response[str]:
         if error.status >= 500:
             logger.warning("service unavailable", extra={"code": error.code, "cause": repr(error.__cause__)})
-        return error_response(error)
+        with request_preferences(language_preferences(app)):
+            return error_response(error)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response[str]:
-        return _validation_error(error)
+        with request_preferences(language_preferences(app)):
+            return _validation_error(error)
 
     # A body that is not UTF-8 (API Gateway passes it base64-encoded) fails in Powertools' own
     # body decoding, before validation: it is malformed input, not our failure.
@@ -143,7 +155,9 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response[str]:
         logger.exception("unexpected error")
-        return json_response(500, {"code": "internal_error", "message": "Something went wrong on our side."})
+        with request_preferences(language_preferences(app)):
+            message = gettext(N_("Something went wrong on our side."))
+        return json_response(500, {"code": "internal_error", "message": message})
 
 
 def _with_security_headers(app: APIGatewayRestResolver, next_middleware: Any) -> Response[Any]:
@@ -153,9 +167,16 @@ def _with_security_headers(app: APIGatewayRestResolver, next_middleware: Any) ->
     return response
 
 
+def _in_request_language(app: APIGatewayRestResolver, next_middleware: Any) -> Response[Any]:
+    """Pages and messages built by the route are in the request's language (firmpay.i18n)."""
+    with request_preferences(language_preferences(app)):
+        response: Response[Any] = next_middleware(app)
+    return response
+
+
 def make_resolver(validate_requests: bool = True) -> APIGatewayRestResolver:
     """A REST API resolver validating requests (and responses) with pydantic, with FirmPay's error
-    mapping and the security headers on every answer.
+    mapping, the security headers and the request's language on every answer.
 
     ``validate_requests=False`` is for a function whose routes read nothing but path parameters
     (pay_link): Powertools then never loads its validation machinery, ~70 ms of cold start. Its
@@ -163,7 +184,7 @@ def make_resolver(validate_requests: bool = True) -> APIGatewayRestResolver:
     OpenAPI document shows all the same."""
     app = APIGatewayRestResolver(enable_validation=validate_requests)
     register_error_handlers(app)
-    app.use(middlewares=[_with_security_headers])
+    app.use(middlewares=[_with_security_headers, _in_request_language])
     return app
 
 

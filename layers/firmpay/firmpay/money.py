@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -67,19 +68,28 @@ class Money(BaseModel):
     def format(self, locale: Locale = "en-US") -> str:
         """The amount as a person reads it in ``locale``, with the currency code.
 
-        ``en-US``/``en-CA``: ``$1,234.56 USD``; ``fr-CA``: ``1 234,56 $ CAD`` (narrow no-break spaces).
+        ``en-US``/``en-CA``: ``$1,234.56 USD``; ``fr-CA``: ``1 234,56 $ CAD`` (no-break spaces, as CLDR groups fr-CA).
         """
         return format_minor(self.amount_minor, self.currency, locale)
 
 
+# The dollars a reader of each language writes; the ISO code after the amount says which dollars
+# they are, so a USD amount on a Canadian page reads "$25.00 USD", not "US$25.00 USD".
+_LOCAL_DOLLAR: dict[Locale, str] = {"en-US": "USD", "en-CA": "CAD", "fr-CA": "CAD"}
+
+
 def format_minor(amount_minor: int, currency: Currency, locale: Locale = "en-US") -> str:
-    """Format a (possibly negative) count of minor units for ``locale``; see ``Money.format``."""
-    sign = "-" if amount_minor < 0 else ""
-    major, minor = divmod(abs(amount_minor), 100)
-    if locale == "fr-CA":
-        grouped = f"{major:,}".replace(",", "\u202f")
-        return f"{sign}{grouped},{minor:02d}\u00a0$\u00a0{currency}"
-    return f"{sign}${major:,}.{minor:02d}\u00a0{currency}"
+    """Format a (possibly negative) count of minor units for ``locale``; see ``Money.format``.
+
+    CLDR's currency format as Babel applies it (``$1,234.56``, ``1 234,56 $`` with U+00A0 in fr-CA),
+    then the ISO code. Babel loads on the first amount formatted: about 14 ms on top of pay_link's
+    initialisation for one language (docs/decisions.md), inside the 30 ms the pages may spend.
+    """
+    from babel.numbers import format_currency
+
+    amount = Decimal(amount_minor).scaleb(-2)
+    local = format_currency(amount, _LOCAL_DOLLAR[locale], locale=locale.replace("-", "_"))
+    return f"{local}\u00a0{currency}"
 
 
 def parse_major(text: str, currency: Currency) -> Money:

@@ -24,6 +24,88 @@
 
   var flow = null; // the open Link session, or null when closed
 
+  // -- texts ---------------------------------------------------------------------------------------
+  // Link speaks the language its link token was created with (/link/token/create ``language``);
+  // the stand-in has English and French (a page in French asks for "fr").
+  var TEXTS = {
+    en: {
+      loading: 'Loading\u2026',
+      exit: 'Exit',
+      generic: 'Something went wrong. Please try again.',
+      locked: 'Your account is locked',
+      unavailable: 'Your bank is unavailable',
+      wrong: 'Something went wrong',
+      error_code: 'Error code: {code}',
+      continue: 'Continue',
+      connect_title: 'Connect your bank account',
+      connect_intro: '{client} uses Plaid to connect your bank account.',
+      secure: 'Secure: your credentials go to your bank only.',
+      private: 'Private: this app never sees your bank login.',
+      banks: 'Banks',
+      no_results: 'No results found for \u201c{query}\u201d.',
+      select_bank: 'Select your bank',
+      search: 'Search for your bank',
+      human_title: 'Verify you are human',
+      human_intro: '{bank} asks for a quick check before you sign in.',
+      not_robot: "I'm not a robot",
+      audio: 'If the check asks you to pick pictures, choose its headphones button for an audio challenge instead.',
+      username: 'Username',
+      password: 'Password',
+      submit: 'Submit',
+      connecting: 'Connecting\u2026',
+      log_in: 'Log in to {bank}',
+      sandbox: 'Sandbox credentials: user_good / pass_good',
+      choose_account: 'Choose an account to continue.',
+      available: '{subtype} \u00b7 ${amount} available',
+      select_account: 'Select an account',
+      accounts_at: 'Accounts at {bank}',
+      success: 'Success',
+      connected: 'Your account has been connected.'
+    },
+    fr: {
+      loading: 'Chargement\u2026',
+      exit: 'Quitter',
+      generic: 'Un problème est survenu. Veuillez réessayer.',
+      locked: 'Votre compte est verrouillé',
+      unavailable: "Votre banque n'est pas disponible",
+      wrong: 'Un problème est survenu',
+      error_code: "Code d'erreur\u00a0: {code}",
+      continue: 'Continuer',
+      connect_title: 'Connectez votre compte bancaire',
+      connect_intro: '{client} utilise Plaid pour connecter votre compte bancaire.',
+      secure: 'Sécuritaire\u00a0: vos identifiants ne vont qu\u2019à votre banque.',
+      private: 'Confidentiel\u00a0: cette application ne voit jamais vos identifiants bancaires.',
+      banks: 'Banques',
+      no_results: 'Aucun résultat pour «\u00a0{query}\u00a0».',
+      select_bank: 'Sélectionnez votre banque',
+      search: 'Recherchez votre banque',
+      human_title: 'Confirmez que vous êtes une personne',
+      human_intro: '{bank} demande une vérification rapide avant la connexion.',
+      not_robot: 'Je ne suis pas un robot',
+      audio: "Si la vérification vous demande de choisir des images, choisissez plutôt son bouton en forme de casque d'écoute pour un défi audio.",
+      username: "Nom d'utilisateur",
+      password: 'Mot de passe',
+      submit: 'Soumettre',
+      connecting: 'Connexion\u2026',
+      log_in: 'Connectez-vous à {bank}',
+      sandbox: 'Identifiants de test\u00a0: user_good / pass_good',
+      choose_account: 'Choisissez un compte pour continuer.',
+      available: '{subtype} \u00b7 {amount}\u00a0$ disponibles',
+      select_account: 'Sélectionnez un compte',
+      accounts_at: 'Comptes chez {bank}',
+      success: 'Réussite',
+      connected: 'Votre compte a été connecté.'
+    }
+  };
+  var language = 'en';
+
+  function t(key, values) {
+    var text = (TEXTS[language] || TEXTS.en)[key] || TEXTS.en[key];
+    return text.replace(/\{(\w+)\}/g, function (whole, name) {
+      return values && Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole;
+    });
+  }
+
   // -- messaging ---------------------------------------------------------------------------------
 
   function post(message) {
@@ -91,7 +173,7 @@
         return { ok: response.ok, body: json };
       });
     }).catch(function () {
-      return { ok: false, body: linkError({ display_message: 'Something went wrong. Please try again.' }) };
+      return { ok: false, body: linkError({ display_message: t('generic') }) };
     });
   }
 
@@ -138,7 +220,7 @@
     var bar = el('div', { className: 'bar' }, [
       el('span', { className: 'brand', text: 'Plaid' }),
       el('span', { className: 'tag', text: 'local emulator' }),
-      el('button', { type: 'button', className: 'close', 'aria-label': 'Exit', text: '\u00d7', on: { click: exit } })
+      el('button', { type: 'button', className: 'close', 'aria-label': t('exit'), text: '\u00d7', on: { click: exit } })
     ]);
     modal.setAttribute('aria-labelledby', 'screen-title');
     modal.appendChild(bar);
@@ -147,7 +229,7 @@
   }
 
   function loading(text) {
-    screen(text || 'Loading\u2026', [el('div', { className: 'spinner', 'aria-hidden': 'true' })]);
+    screen(text || t('loading'), [el('div', { className: 'spinner', 'aria-hidden': 'true' })]);
   }
 
   // -- the flow ----------------------------------------------------------------------------------
@@ -177,6 +259,8 @@
         return;
       }
       f.session = result.body;
+      language = TEXTS[f.session.language] ? f.session.language : 'en';
+      document.documentElement.lang = language;
       emit('OPEN');
       intro();
     });
@@ -220,29 +304,29 @@
     f.view = 'ERROR';
     emit('TRANSITION_VIEW', { view_name: 'ERROR', error_type: error.error_type, error_code: error.error_code, error_message: error.error_message });
     var titles = {
-      ITEM_LOCKED: 'Your account is locked',
-      INSTITUTION_DOWN: 'Your bank is unavailable',
-      INSTITUTION_NOT_RESPONDING: 'Your bank is unavailable'
+      ITEM_LOCKED: t('locked'),
+      INSTITUTION_DOWN: t('unavailable'),
+      INSTITUTION_NOT_RESPONDING: t('unavailable')
     };
-    screen(titles[error.error_code] || 'Something went wrong', [
+    screen(titles[error.error_code] || t('wrong'), [
       el('p', { text: error.display_message || error.error_message }),
-      el('p', { className: 'fine', text: 'Error code: ' + error.error_code })
+      el('p', { className: 'fine', text: t('error_code', { code: error.error_code }) })
     ]);
   }
 
   function intro() {
     var f = flow;
     transition('CONSENT');
-    var next = button('Continue', function () {
+    var next = button(t('continue'), function () {
       if (flow === f) {
         search();
       }
     });
-    screen('Connect your bank account', [
-      el('p', { text: f.session.client_name + ' uses Plaid to connect your bank account.' }),
+    screen(t('connect_title'), [
+      el('p', { text: t('connect_intro', { client: f.session.client_name }) }),
       el('ul', { className: 'points' }, [
-        el('li', { text: 'Secure: your credentials go to your bank only.' }),
-        el('li', { text: 'Private: this app never sees your bank login.' })
+        el('li', { text: t('secure') }),
+        el('li', { text: t('private') })
       ]),
       next
     ], next);
@@ -253,7 +337,7 @@
     transition('SELECT_INSTITUTION');
     var sequence = 0;
     var input = el('input', { type: 'text', id: 'search', autocomplete: 'off', spellcheck: false, 'aria-controls': 'results' });
-    var results = el('ul', { id: 'results', className: 'results', 'aria-label': 'Banks' });
+    var results = el('ul', { id: 'results', className: 'results', 'aria-label': t('banks') });
     var status = el('p', { className: 'fine', role: 'status' });
 
     function show(list, query) {
@@ -267,7 +351,7 @@
           }, 'institution')
         ]));
       });
-      status.textContent = list.length ? '' : 'No results found for \u201c' + query + '\u201d.';
+      status.textContent = list.length ? '' : t('no_results', { query: query });
     }
 
     function lookup() {
@@ -312,8 +396,8 @@
     }
 
     input.addEventListener('input', lookup);
-    screen('Select your bank', [
-      el('label', { for: 'search', className: 'label', text: 'Search for your bank' }),
+    screen(t('select_bank'), [
+      el('label', { for: 'search', className: 'label', text: t('search') }),
       input,
       status,
       results
@@ -326,7 +410,7 @@
     transition('RECAPTCHA');
     var box = el('input', { type: 'checkbox', id: 'robot' });
     var alert = alertBox();
-    var next = button('Continue', function () {
+    var next = button(t('continue'), function () {
       next.disabled = true;
       api('/link/api/recaptcha', { link_session_id: f.session.link_session_id, checked: box.checked }).then(function (result) {
         if (flow !== f) {
@@ -347,9 +431,11 @@
         signIn();
       });
     });
-    screen('Verify you are human', [
-      el('p', { text: f.institution.name + ' asks for a quick check before you sign in.' }),
-      el('div', { className: 'captcha' }, [box, el('label', { for: 'robot', text: "I'm not a robot" })]),
+    // No test of skill without another way (WCAG 2.2, 3.3.8): Google's challenge has an audio one.
+    screen(t('human_title'), [
+      el('p', { text: t('human_intro', { bank: f.institution.name }) }),
+      el('div', { className: 'captcha' }, [box, el('label', { for: 'robot', text: t('not_robot') })]),
+      el('p', { className: 'fine', id: 'captcha-audio', text: t('audio') }),
       alert,
       next
     ], box);
@@ -361,11 +447,11 @@
     var username = el('input', { type: 'text', id: 'username', autocomplete: 'username', spellcheck: false });
     var password = el('input', { type: 'password', id: 'password', autocomplete: 'current-password' });
     var alert = alertBox();
-    var submit = el('button', { type: 'submit', className: 'primary', text: 'Submit' });
+    var submit = el('button', { type: 'submit', className: 'primary', text: t('submit') });
     var form = el('form', { noValidate: true }, [
-      el('label', { for: 'username', className: 'label', text: 'Username' }),
+      el('label', { for: 'username', className: 'label', text: t('username') }),
       username,
-      el('label', { for: 'password', className: 'label', text: 'Password' }),
+      el('label', { for: 'password', className: 'label', text: t('password') }),
       password,
       alert,
       submit
@@ -376,7 +462,7 @@
         return;
       }
       submit.disabled = true;
-      submit.textContent = 'Connecting\u2026';
+      submit.textContent = t('connecting');
       alert.textContent = '';
       emit('SUBMIT_CREDENTIALS');
       api('/link/api/credentials', {
@@ -388,7 +474,7 @@
           return;
         }
         submit.disabled = false;
-        submit.textContent = 'Submit';
+        submit.textContent = t('submit');
         if (result.ok) {
           chooseAccount(result.body.accounts);
           return;
@@ -407,8 +493,8 @@
         }
       });
     });
-    screen('Log in to ' + f.institution.name, [
-      el('p', { className: 'fine', text: 'Sandbox credentials: user_good / pass_good' }),
+    screen(t('log_in', { bank: f.institution.name }), [
+      el('p', { className: 'fine', text: t('sandbox') }),
       form
     ], username);
   }
@@ -426,14 +512,17 @@
         el('span', {
           id: id + '-detail',
           className: 'detail',
-          text: account.subtype + ' \u00b7 $' + Number(account.available).toFixed(2) + ' available'
+          text: t('available', {
+            subtype: account.subtype,
+            amount: Number(account.available).toFixed(2).replace('.', language === 'fr' ? ',' : '.')
+          })
         })
       ]);
     });
-    var next = button('Continue', function () {
+    var next = button(t('continue'), function () {
       var checked = modal.querySelector('input[name="account"]:checked');
       if (!checked) {
-        alert.textContent = 'Choose an account to continue.';
+        alert.textContent = t('choose_account');
         return;
       }
       next.disabled = true;
@@ -450,8 +539,8 @@
         success(result.body);
       });
     });
-    screen('Select an account', [
-      el('fieldset', {}, [el('legend', { text: 'Accounts at ' + f.institution.name })].concat(options)),
+    screen(t('select_account'), [
+      el('fieldset', {}, [el('legend', { text: t('accounts_at', { bank: f.institution.name }) })].concat(options)),
       alert,
       next
     ]);
@@ -459,7 +548,7 @@
 
   function success(result) {
     transition('CONNECTED');
-    screen('Success', [el('p', { text: 'Your account has been connected.' })]);
+    screen(t('success'), [el('p', { text: t('connected') })]);
     emit('HANDOFF');
     flow = null;
     post({ action: 'success', public_token: result.public_token, metadata: result.metadata });

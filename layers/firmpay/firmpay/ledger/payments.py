@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from firmpay.errors import AmountOverBalance, CurrencyNotAccepted, NotFound, PayableClosed
+from firmpay.i18n import N_
 from firmpay.ledger import keys
 from firmpay.ledger.base import _iso, _load, _values
 from firmpay.ledger.codec import to_attr
@@ -109,11 +110,12 @@ class PaymentsLedger(PayablesLedger, LimitsLedger):
         if payable.currency != payment.currency:
             raise CurrencyNotAccepted()
         if payable.balance_minor == 0:
-            raise PayableClosed(
-                "This bill has been paid in full."
+            closed = (
+                N_("This bill has been paid in full.")
                 if payable.pending_minor == 0
-                else "A payment for the full balance is already in progress."
+                else N_("A payment for the full balance is already in progress.")
             )
+            raise PayableClosed(closed)
         raise AmountOverBalance("The amount is more than the balance due.", balance_minor=payable.balance_minor)
 
     def get_payment(self, payable_id: str, payment_id: str) -> Payment | None:

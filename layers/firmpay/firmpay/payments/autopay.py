@@ -49,7 +49,7 @@ from firmpay.models.ledger import (
 )
 from firmpay.observability import logger
 from firmpay.payments.checkout import (
-    STORE_METHOD_TEXT_VERSION,
+    STORE_METHOD_TEXT_VERSIONS,
     check_amount,
     confirm_opened,
     create_unconfirmed_intent,
@@ -65,7 +65,7 @@ from firmpay.payments.ports import PaymentProcessor
 from firmpay.payments.processor import ProcessorUnavailable
 
 # Consent texts under which a client agreed that the firm may charge the stored method later.
-STORE_CONSENT_VERSIONS = frozenset({STORE_METHOD_TEXT_VERSION})
+STORE_CONSENT_VERSIONS = STORE_METHOD_TEXT_VERSIONS
 AUTHENTICATION_REQUIRED = "authentication_required"
 _AUTHENTICATION_MESSAGE = (
     "The card issuer asks the client to authenticate this payment; it cannot be charged off-session."

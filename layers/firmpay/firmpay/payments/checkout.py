@@ -38,6 +38,7 @@ from firmpay.errors import (
     ReviewExpired,
     ServiceUnavailable,
 )
+from firmpay.i18n import LANGUAGES, N_, active_language, gettext
 from firmpay.ledger import DailyLimit, Ledger, LinkContext
 from firmpay.ledger.repository import CheckoutState
 from firmpay.models.ledger import (
@@ -69,11 +70,25 @@ from firmpay.payments.stored_methods import remember_method, stored_by_pipeline
 Origin = Literal["pay_page", "autopay", "plan"]
 
 STORE_METHOD_TEXT_VERSION = "store-method-v1"
-STORE_METHOD_TEXT = (
+STORE_METHOD_TEXT = N_(
     "Securely store this payment method for future use. I authorize {firm} to charge this payment "
     "method for my future bills and payment-plan installments, as agreed with the firm. I can ask "
     "the firm to remove it at any time."
 )
+# The consent's versions: the en-US text, and its translations (the language after a dot).
+STORE_METHOD_TEXT_VERSIONS = frozenset(
+    {STORE_METHOD_TEXT_VERSION, *(f"{STORE_METHOD_TEXT_VERSION}.{language}" for language in LANGUAGES)}
+)
+
+
+def store_method_consent(firm_name: str) -> tuple[str, str]:
+    """The store-for-later consent as the client reads it (in the page's language, firmpay.i18n)
+    and its version: the record's hash is of the very text the client ticked."""
+    text = gettext(STORE_METHOD_TEXT).format(firm=firm_name)
+    if text == STORE_METHOD_TEXT.format(firm=firm_name):
+        return text, STORE_METHOD_TEXT_VERSION
+    return text, f"{STORE_METHOD_TEXT_VERSION}.{active_language()}"
+
 
 _REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
@@ -117,8 +132,9 @@ def check_amount(payable: Payable, amount_minor: int) -> None:
     if payable.balance_minor < MINIMUM_CHARGE_MINOR:
         # Stripe refuses any charge under its minimum, even one for the exact balance.
         raise AmountBelowMinimum(
-            f"The balance left ({payable.money(payable.balance_minor).format('en-US')}) is less than the smallest "
-            "payment that can be made online. Please contact the firm to settle it.",
+            "The balance left ({balance}) is less than the smallest payment that can be made online. "
+            "Please contact the firm to settle it.",
+            params={"balance": payable.money(payable.balance_minor)},
             minimum_minor=MINIMUM_CHARGE_MINOR,
         )
     if amount_minor < MINIMUM_CHARGE_MINOR:
@@ -339,8 +355,7 @@ def _store_consent(firm: Firm, choice: SubmitChoice, now: datetime) -> Consent |
     """The client's consent to storing the method, as the text they were shown (None: not asked)."""
     if not choice.store_method:
         return None
-    text = STORE_METHOD_TEXT.format(firm=firm.name)
-    return consent(text, STORE_METHOD_TEXT_VERSION, now, choice.ip_address, choice.user_agent)
+    return consent(*store_method_consent(firm.name), now, choice.ip_address, choice.user_agent)
 
 
 def _mandate(

@@ -21,6 +21,7 @@ from firmpay.errors import (
     MandateRequired,
     ServiceUnavailable,
 )
+from firmpay.i18n import active_language
 from firmpay.ledger import Ledger, LinkContext
 from firmpay.models.ledger import BankConnection, Firm, MethodSummary, PayLink, Review, new_id
 from firmpay.payments.bank_link import bank_error, keep_or_forget_bank, plaid_user_id, remove_quietly, vault_context
@@ -54,7 +55,9 @@ def start_bank_link(linker: BankLinker, firm: Firm, client_id: str) -> LinkToken
     """A Plaid Link token for this client (products auth, US only)."""
     ensure_echeck_offered(firm)
     try:
-        return linker.create_link_token(plaid_user_id(firm.firm_id, client_id), firm.name, "en")
+        # Plaid Link speaks the page's language (link/token/create ``language``: "en", "fr", ...).
+        language = (active_language() or "en-US").split("-")[0]
+        return linker.create_link_token(plaid_user_id(firm.firm_id, client_id), firm.name, language)
     except BankLinkError as error:
         raise bank_error(error) from error
 

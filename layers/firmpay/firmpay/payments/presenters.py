@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+from firmpay.i18n import N_, active_language
+from firmpay.i18n import gettext as _
 from firmpay.models.echeck import MoneyView, PaymentResultResponse, ReviewResponse
 from firmpay.models.ledger import Payment, PaymentStatus, Review
 from firmpay.money import Locale, Money
-from firmpay.payments.checkout import STORE_METHOD_TEXT, STORE_METHOD_TEXT_VERSION
+from firmpay.payments.checkout import store_method_consent
 from firmpay.payments.methods import method
 
 
 def money_view(amount_minor: int, currency: str, locale: Locale) -> MoneyView:
+    """An amount for a page: formatted in the page's language (firmpay.i18n), else ``locale``."""
     money = Money(amount_minor=amount_minor, currency=currency)
-    return MoneyView(amount_minor=amount_minor, currency=currency, formatted=money.format(locale))
+    return MoneyView(amount_minor=amount_minor, currency=currency, formatted=money.format(active_language() or locale))
 
 
 def destination_text(review_or_payment: Review | Payment) -> str:
     account = review_or_payment.destination_account
+    values = {"account": account.name, "last4": account.last4}
     if review_or_payment.destination == "trust":
-        return f"Deposit into the firm's trust account ({account.name} \u2022\u2022\u2022\u2022{account.last4})"
-    return f"Payment to the firm's operating account ({account.name} \u2022\u2022\u2022\u2022{account.last4})"
+        return _("Deposit into the firm's trust account ({account} \u2022\u2022\u2022\u2022{last4})").format(**values)
+    return _("Payment to the firm's operating account ({account} \u2022\u2022\u2022\u2022{last4})").format(**values)
 
 
 def review_response(review: Review, kind: str, number: str, firm_name: str, locale: Locale) -> ReviewResponse:
+    consent_text, consent_version = store_method_consent(firm_name)
     return ReviewResponse(
         review_id=review.review_id,
         amount=money_view(review.amount_minor, review.currency, locale),
@@ -32,8 +37,8 @@ def review_response(review: Review, kind: str, number: str, firm_name: str, loca
         method_label=review.method.label(),
         authorization_text=review.mandate_text,
         authorization_version=_mandate_version(review) if review.mandate_text else None,
-        store_consent_text=STORE_METHOD_TEXT.format(firm=firm_name),
-        store_consent_version=STORE_METHOD_TEXT_VERSION,
+        store_consent_text=consent_text,
+        store_consent_version=consent_version,
         expires_at=review.expires_at.isoformat(),
     )
 
@@ -46,21 +51,21 @@ def _mandate_version(review: Review) -> str | None:
 def result_message(payment: Payment) -> str:
     match payment.status:
         case PaymentStatus.SUCCEEDED:
-            return "Payment successful. A confirmation email is on its way."
+            return _("Payment successful. A confirmation email is on its way.")
         case PaymentStatus.PROCESSING:
-            return (
+            return _(
                 "Payment submitted. The withdrawal is processing and usually completes within a few "
                 "business days. A confirmation email is on its way."
             )
         case PaymentStatus.REQUIRES_ACTION:
-            return "Your bank asks you to confirm this payment."
+            return _("Your bank asks you to confirm this payment.")
         case PaymentStatus.FAILED:
             declined = method(payment.method.type).failure_message(payment.failure_code)
-            return declined or "The payment was declined. Nothing was charged."
+            return _(declined or N_("The payment was declined. Nothing was charged."))
         case PaymentStatus.CANCELED:
-            return "The payment was cancelled. Nothing was charged."
+            return _("The payment was cancelled. Nothing was charged.")
         case _:
-            return "Your payment is being processed. This page will update in a moment."
+            return _("Your payment is being processed. This page will update in a moment.")
 
 
 def payment_result(

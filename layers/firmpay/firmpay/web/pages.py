@@ -12,7 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from firmpay import i18n
 from firmpay.config import get_settings
+from firmpay.i18n import Language, active_language
 from firmpay.ledger import LinkContext
 from firmpay.models.pay import FirmView, LineItemView, PayableView, PayLinkResponse
 from firmpay.money import MINIMUM_CHARGE_MINOR, Locale
@@ -29,51 +31,24 @@ WEB = Path(__file__).resolve().parent
 STATIC = WEB / "static"
 ASSET_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
-_MONTHS = {
-    "en": [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ],
-    "fr": [
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ],
-}
-
 
 def format_date(day: date, locale: Locale) -> str:
-    """``November 2, 2026`` (en-US), ``2 November 2026`` (en-CA), ``2 novembre 2026`` (fr-CA)."""
-    if locale == "fr-CA":
-        return f"{day.day} {_MONTHS['fr'][day.month - 1]} {day.year}"
-    if locale == "en-CA":
-        return f"{_MONTHS['en'][day.month - 1]} {day.day}, {day.year}"
-    return f"{_MONTHS['en'][day.month - 1]} {day.day}, {day.year}"
+    """CLDR's long date, by Babel: ``November 2, 2026`` (en-US, en-CA), ``2 novembre 2026`` (fr-CA)."""
+    from babel.dates import format_date as babel_format_date
+
+    return str(babel_format_date(day, "long", locale=locale.replace("-", "_")))
+
+
+def amount_input(amount_minor: int, locale: Locale) -> str:
+    """An amount as the client would type it: ``3500.50``, or ``3500,50`` in French."""
+    major, minor = divmod(amount_minor, 100)
+    return f"{major}{',' if locale == 'fr-CA' else '.'}{minor:02d}"
 
 
 def pay_view(context: LinkContext) -> PayLinkResponse:
-    """What the client sees behind a pay link, in the firm's currency and locale."""
+    """What the client sees behind a pay link, in the firm's currency and the reader's language."""
     firm, payable = context.firm, context.payable
-    locale = firm.locale
+    locale = active_language() or firm.locale
 
     def money(amount: int) -> Any:
         return money_view(amount, payable.currency, locale)
@@ -114,7 +89,10 @@ def environment() -> jinja2.Environment:
         autoescape=jinja2.select_autoescape(default=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # The active language is read at each call (firmpay.i18n), so one environment serves all three.
+    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["asset"] = jinja2.pass_context(_asset_in_context)
     return env
 
@@ -153,37 +131,44 @@ def read_asset(name: str) -> tuple[bytes, str] | None:
     return path.read_bytes(), ASSET_TYPES[path.suffix]
 
 
+def _page(template: str, chosen: Language, offered: tuple[Language, ...], **values: Any) -> str:
+    """Render ``template`` in ``chosen``, with a switch to the other ``offered`` languages."""
+    switch = [(other, i18n.AUTONYMS[other]) for other in offered if other != chosen]
+    with i18n.language(chosen):
+        return environment().get_template(template).render(lang=chosen, languages=switch, **values)
+
+
 def render_pay_page(context: LinkContext, base_path: str = "") -> str:
     """The pay page; ``base_path`` ("/{stage}" or "") prefixes its assets and its scripts' API calls."""
-    view = pay_view(context)
+    firm = context.firm
+    chosen = i18n.page_language(firm)
+    with i18n.language(chosen):
+        view = pay_view(context)
     settings = get_settings()
-    locale = context.firm.locale
     methods = page_sections(context)
-    return (
-        environment()
-        .get_template("pay.html")
-        .render(
-            view=view,
-            lang="fr-CA" if locale == "fr-CA" else "en",
-            issued=format_date(view.payable.issued_on, locale),
-            due=format_date(view.payable.due_on, locale),
-            firm=context.firm,
-            payable=context.payable,
-            settings=settings,
-            country=context.firm.country,
-            base_path=base_path,
-            sections=[policy.section.template for policy in methods],
-            head_scripts=[getattr(settings, name) for policy in methods for name in policy.section.head_scripts],
-        )
+    return _page(
+        "pay.html",
+        chosen,
+        i18n.offered_languages(firm),
+        view=view,
+        issued=format_date(view.payable.issued_on, chosen),
+        due=format_date(view.payable.due_on, chosen),
+        amount_value=amount_input(view.payable.balance.amount_minor, chosen),
+        example_amount=amount_input(25_000, chosen),
+        firm=firm,
+        payable=context.payable,
+        settings=settings,
+        country=firm.country,
+        base_path=base_path,
+        sections=[policy.section.template for policy in methods],
+        head_scripts=[getattr(settings, name) for policy in methods for name in policy.section.head_scripts],
     )
 
 
 def render_link_error(status: int, offer_new_link: bool, base_path: str = "") -> str:
-    return (
-        environment()
-        .get_template("link_error.html")
-        .render(status=status, offer_new_link=offer_new_link, lang="en", base_path=base_path)
-    )
+    """The page of a pay link that does not work (the firm is unknown: the browser's language)."""
+    chosen = i18n.page_language(None)
+    return _page("link_error.html", chosen, (), status=status, offer_new_link=offer_new_link, base_path=base_path)
 
 
 RemovalPageState = Literal["confirm", "removed", "already_removed", "retry", "not_found"]
@@ -191,22 +176,24 @@ RemovalPageState = Literal["confirm", "removed", "already_removed", "retry", "no
 
 def render_method_removal(state: RemovalPageState, view: RemovalView | None = None, base: str = "") -> str:
     """The page behind a "Remove it" link of a confirmation email, in the firm's language."""
-    return (
-        environment()
-        .get_template("method_removal.html")
-        .render(
-            state=state,
-            lang="fr-CA" if view is not None and view.firm.locale == "fr-CA" else "en",
-            firm_name=view.firm.name if view else "",
-            label=view.method.summary.label() if view else "",
-            base_path=base,
-        )
+    firm = view.firm if view is not None else None
+    chosen = i18n.page_language(firm)
+    offered = i18n.offered_languages(firm) if firm is not None else ()
+    return _page(
+        "method_removal.html",
+        chosen,
+        offered,
+        state=state,
+        firm_name=firm.name if firm else "",
+        label=view.method.summary.label() if view else "",
+        base_path=base,
     )
 
 
-def render_mandate(mandate: MandateOut, base_path: str = "") -> str:
+def render_mandate(mandate: MandateOut, base_path: str = "", language: Language = "en-US") -> str:
     """A printable page of the authorization (no scripts; the firm prints it or saves it as PDF).
 
     ``base_path``: "/{stage}" when served from API Gateway's own URL (its stylesheet lives there).
+    The eCheck mandate is a US firm's (NACHA WEB): en-US unless a caller says otherwise.
     """
-    return environment().get_template("mandate.html").render(m=mandate, lang="en", base_path=base_path)
+    return _page("mandate.html", language, (), m=mandate, base_path=base_path)

@@ -12,19 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from firmpay.i18n import N_
 from firmpay.models.ledger import MethodSummary
 from firmpay.payments.methods.base import Eligibility, FeeSchedule, PageSection, PaymentMethodPolicy, Storage
 
 # Stripe's decline and error codes as the pay page words them.
 DECLINE_MESSAGES = {
-    "insufficient_funds": "Your card has insufficient funds. Please use another card.",
-    "expired_card": "Your card has expired. Please check the expiry date or use another card.",
-    "incorrect_cvc": "The card's security code (CVC) is incorrect. Please check it and try again.",
-    "processing_error": "An error occurred while processing your card. Please try again in a moment.",
-    "authentication_required": "Your bank could not authenticate this payment. Please try again or use another card.",
-    "payment_intent_authentication_failure": "Your bank could not authenticate this payment. Nothing was charged.",
-    "card_declined": "Your card was declined. Please use another card.",
-    "generic_decline": "Your card was declined. Please use another card.",
+    "insufficient_funds": N_("Your card has insufficient funds. Please use another card."),
+    "expired_card": N_("Your card has expired. Please check the expiry date or use another card."),
+    "incorrect_cvc": N_("The card's security code (CVC) is incorrect. Please check it and try again."),
+    "processing_error": N_("An error occurred while processing your card. Please try again in a moment."),
+    "authentication_required": N_(
+        "Your bank could not authenticate this payment. Please try again or use another card."
+    ),
+    "payment_intent_authentication_failure": N_("Your bank could not authenticate this payment. Nothing was charged."),
+    "card_declined": N_("Your card was declined. Please use another card."),
+    "generic_decline": N_("Your card was declined. Please use another card."),
 }
 
 # Stripe's decline and error codes -> the stable codes of our API (anything else: card_declined).

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from firmpay.errors import EcheckLimitExceeded, EcheckNotOffered, FirmPayError
 from firmpay.models.ledger import Firm
+from firmpay.money import Money
 from firmpay.payments.methods.base import (
     Eligibility,
     FeeSchedule,
@@ -89,8 +90,8 @@ class UsBankAccountPolicy(PaymentMethodPolicy):
 
     def over_limit_error(self, firm: Firm, limit_minor: int) -> FirmPayError:
         return EcheckLimitExceeded(
-            f"eCheck payments to {firm.name} are limited to {limit_minor // 100:,} per payment; "
-            "please pay by card or pay in parts.",
+            "eCheck payments to {firm} are limited to {limit} per payment; please pay by card or pay in parts.",
+            params={"firm": firm.name, "limit": Money(amount_minor=limit_minor, currency=firm.currency)},
             limit_minor=limit_minor,
         )
 

@@ -1,92 +1,42 @@
-/* "Pay by eCheck" (US firms): Plaid Link -> server exchange -> review with the withdrawal
- * authorization -> submit -> "processing" result. No inline code (CSP). The bank login stays in
- * Plaid Link; the page only ever sees a one-time public token, the bank's name and the last four
- * digits. The browser never decides an outcome: the server answers every step. */
+/* "Pay by eCheck" (US firms) on pay.js's method core: Plaid Link -> server exchange -> review with
+ * the withdrawal authorization -> submit -> "processing" result. No inline code (CSP). The bank login
+ * stays in Plaid Link; the page only ever sees a one-time public token, the bank's name and the last
+ * four digits. The browser never decides an outcome: the server answers every step. */
 (function () {
   'use strict';
 
-  var STORE_LABEL = 'Securely store this payment method for future use.';
-  var MANDATE_REQUIRED = 'Please check the box authorizing the withdrawal before submitting.';
-
   function byId(id) { return document.getElementById(id); }
 
-  function element(tag, text, className) {
-    var node = document.createElement(tag);
-    if (text !== undefined) { node.textContent = text; }
-    if (className) { node.className = className; }
-    return node;
-  }
+  // Never let the browser submit the form itself, even when the core failed to load.
+  var guarded = byId('echeck-form');
+  if (guarded) { guarded.addEventListener('submit', function (event) { event.preventDefault(); }); }
 
   function start() {
-    var section = byId('echeck-section');
-    if (!section || !window.FirmPay) { return; }
+    if (!byId('echeck-section') || !window.FirmPay) { return; }
     var pay = window.FirmPay;
-    var data = pay.payData();
-    var cardSection = byId('card-section');
-    var form = byId('echeck-form');
-    var panel = byId('echeck-review');
+    var text = pay.text;
+    var showError = pay.showError;
     var selectButton = byId('echeck-select-bank');
-    var reviewButton = byId('echeck-review-button');
-    var submitButton = byId('echeck-submit');
-    var editButton = byId('echeck-edit');
     var problem = byId('echeck-link-problem');
-    var state = {connection: null, review: null, busy: false, link: null};
-
-    // Never let the browser submit the form itself.
-    form.addEventListener('submit', function (event) { event.preventDefault(); });
+    var bank = {connection: null, link: null};
+    var section = null;
 
     // -- switching between card and eCheck -----------------------------------------------------------
 
-    function showEcheck() {
-      if (cardSection) { cardSection.hidden = true; }
-      section.hidden = false;
-      byId('echeck-title').focus();
-    }
-
     function showCard() {
-      if (state.busy || !cardSection) { return; }
-      section.hidden = true;
-      cardSection.hidden = false;
-      var title = byId('card-title');
-      if (title) { title.focus(); }
+      if (section.state.busy || !byId('card-section')) { return; }
+      pay.showMethod('card');
     }
 
     var toEcheck = byId('card-to-echeck');
-    if (toEcheck) { toEcheck.addEventListener('click', showEcheck); }
+    if (toEcheck) { toEcheck.addEventListener('click', function () { pay.showMethod('echeck'); }); }
     byId('echeck-to-card').addEventListener('click', showCard);
     byId('echeck-link-card').addEventListener('click', showCard);
 
     // -- messages --------------------------------------------------------------------------------
 
-    var showError = pay.showError;
-
-    function clearErrors() {
-      ['echeck-amount-error', 'echeck-name-error', 'echeck-error', 'echeck-authorize-error',
-        'echeck-submit-error'].forEach(function (id) {
-        byId(id).hidden = true;
-        byId(id).textContent = '';
-      });
-      Array.prototype.forEach.call(section.querySelectorAll('[aria-invalid]'), function (field) {
-        field.removeAttribute('aria-invalid');
-      });
-    }
-
-    function setBusy(button, busy, label) {
-      state.busy = busy;
-      if (busy) {
-        button.dataset.label = button.textContent;
-        button.textContent = label;
-      } else if (button.dataset.label) {
-        button.textContent = button.dataset.label;
-        delete button.dataset.label;
-      }
-      button.disabled = busy;
-      button.setAttribute('aria-busy', busy ? 'true' : 'false');
-      editButton.disabled = busy;
-    }
-
-    function setBankStatus(text) {
-      byId('echeck-bank-status').textContent = text;
+    function setBankStatus(value) {
+      byId('echeck-bank-status').textContent = value;
     }
 
     /* Link ended without an account, or the bank could not be used: say so, offer both ways on. */
@@ -102,68 +52,72 @@
       selectButton.hidden = false;
     }
 
+    function forgetConnection() {
+      bank.connection = null;
+      setBankStatus('');
+      selectButton.textContent = text('select_bank');
+    }
+
     // -- Plaid Link ----------------------------------------------------------------------------------
 
     function holderName() {
       var name = byId('echeck-name').value.trim();
       if (!name) {
-        showError('echeck-name-error', "Enter the account holder's name.", 'echeck-name');
+        showError('echeck-name-error', text('holder_name_missing'), 'echeck-name');
         return null;
       }
       return name;
     }
 
     function closeLink() {
-      if (state.link) {
-        state.link.destroy();
-        state.link = null;
+      if (bank.link) {
+        bank.link.destroy();
+        bank.link = null;
       }
     }
 
     function selectBank() {
-      if (state.busy) { return; }
-      clearErrors();
+      if (section.state.busy) { return; }
+      section.clearErrors();
       var name = holderName();
       if (name === null) { return; }
       hideLinkProblem();
       if (!window.Plaid || typeof window.Plaid.create !== 'function') {
-        showLinkProblem('Bank sign-in could not load. Please reload the page, or pay by card.');
+        showLinkProblem(text('bank_sign_in_unavailable'));
         return;
       }
-      setBusy(selectButton, true, 'Opening your bank…');
+      section.setBusy(selectButton, true, text('opening_bank'));
       pay.postJson('/echeck/link-token', {holder_name: name}).then(function (answer) {
         if (!answer.ok) {
-          setBusy(selectButton, false);
-          handleError(answer, 'link');
+          section.setBusy(selectButton, false);
+          section.handleError(answer, 'link');
           return;
         }
         closeLink();
         // A fresh link token every time: one that ended in success cannot open Link again.
-        state.link = window.Plaid.create({
+        bank.link = window.Plaid.create({
           token: answer.data.link_token,
           onSuccess: function (publicToken, metadata) { exchange(publicToken, metadata || {}, name); },
           onExit: function (error, metadata) { linkExited(error, metadata || {}); }
         });
-        state.link.open();
+        bank.link.open();
       }).catch(function () {
-        setBusy(selectButton, false);
-        showLinkProblem('We could not reach the payment service. Check your connection and try again.');
+        section.setBusy(selectButton, false);
+        showLinkProblem(text('unreachable'));
       });
     }
 
     function linkExited(error, metadata) {
-      setBusy(selectButton, false);
+      section.setBusy(selectButton, false);
       closeLink();
       var institution = metadata.institution && metadata.institution.name;
       var message;
       if (error) {
-        message = (error.display_message || error.error_message || 'Something went wrong at your bank.') +
-          ' Nothing was withdrawn.';
+        message = text('bank_error', {message: error.display_message || error.error_message || text('bank_error_unknown')});
       } else if (institution) {
-        message = 'You left the bank sign-in at ' + institution + ' before choosing an account. ' +
-          'Nothing was withdrawn.';
+        message = text('link_left_at', {institution: institution});
       } else {
-        message = 'You left the bank sign-in before choosing an account. Nothing was withdrawn.';
+        message = text('link_left');
       }
       showLinkProblem(message);
     }
@@ -172,93 +126,58 @@
       closeLink();
       var account = (metadata.accounts && metadata.accounts[0]) || {};
       var accountId = account.id || metadata.account_id;
-      setBankStatus('Connecting your account…');
+      setBankStatus(text('connecting_account'));
       pay.postJson('/echeck/exchange', {public_token: publicToken, account_id: accountId, holder_name: name})
         .then(function (answer) {
-          setBusy(selectButton, false);
+          section.setBusy(selectButton, false);
           if (!answer.ok) {
             setBankStatus('');
-            handleError(answer, 'link');
+            section.handleError(answer, 'link');
             return;
           }
-          state.connection = answer.data;
+          bank.connection = answer.data;
           setBankStatus(answer.data.label);
-          selectButton.textContent = 'Use a different bank';
-          reviewButton.focus();
+          selectButton.textContent = text('use_another_bank');
+          section.reviewButton.focus();
         }).catch(function () {
-          setBusy(selectButton, false);
+          section.setBusy(selectButton, false);
           setBankStatus('');
-          showLinkProblem('We could not reach the payment service. Check your connection and try again.');
+          showLinkProblem(text('unreachable'));
         });
     }
 
     selectButton.addEventListener('click', selectBank);
     byId('echeck-try-again').addEventListener('click', selectBank);
 
-    // -- the form ------------------------------------------------------------------------------------
+    // -- review and submit ---------------------------------------------------------------------------
 
-    function checkAmount() {
-      return pay.checkAmount('echeck', section, data);
-    }
-
-    function review() {
-      if (state.busy) { return; }
-      clearErrors();
-      var amount = checkAmount();
-      if (amount === null) { return; }
-      if (holderName() === null) { return; }
-      if (!state.connection) {
-        showError('echeck-error', 'Select your bank first.');
+    function reviewBody(amount) {
+      if (holderName() === null) { return null; }
+      if (!bank.connection) {
+        showError('echeck-error', text('select_bank_first'));
         selectButton.focus();
-        return;
+        return null;
       }
-      setBusy(reviewButton, true, 'Checking…');
-      pay.postJson('/echeck/review', {amount_minor: amount, connection_id: state.connection.connection_id})
-        .then(function (answer) {
-          setBusy(reviewButton, false);
-          if (answer.ok) { showReview(answer.data); } else { handleError(answer, 'review'); }
-        }).catch(function () {
-          setBusy(reviewButton, false);
-          showError('echeck-error', 'We could not reach the payment service. Check your connection and try again.');
-        });
+      return {amount_minor: amount, connection_id: bank.connection.connection_id};
     }
-
-    form.addEventListener('submit', review);
-
-    // -- the review panel ----------------------------------------------------------------------------
 
     function showReview(answer) {
-      state.review = answer;
-      var kind = answer.payable_kind === 'trust_request' ? 'Trust request ' : 'Bill ';
-      byId('echeck-review-amount').textContent = answer.amount.formatted;
       byId('echeck-review-currency').textContent = answer.amount.currency;
-      byId('echeck-review-payable').textContent = kind + answer.payable_number;
-      byId('echeck-review-destination').textContent = answer.destination_text;
       byId('echeck-review-bank').textContent = answer.method_label;
       byId('echeck-review-holder').textContent = byId('echeck-name').value.trim();
       byId('echeck-mandate-text').textContent = answer.authorization_text || '';
-      var text = answer.store_consent_text || '';
-      byId('echeck-store-text').textContent =
-        text.indexOf(STORE_LABEL) === 0 ? text.slice(STORE_LABEL.length).trim() : text;
       byId('echeck-authorize').checked = false;
-      byId('echeck-store').checked = false;
-      form.hidden = true;
-      panel.hidden = false;
-      byId('echeck-review-title').focus();
     }
 
-    function backToForm() {
-      state.review = null;
-      panel.hidden = true;
-      form.hidden = false;
+    function submitBody(body) {
+      if (!byId('echeck-authorize').checked) {
+        // The server refuses it too (422 mandate_required); nothing is sent without the client's yes.
+        showError('echeck-authorize-error', text('mandate_required'), 'echeck-authorize');
+        return null;
+      }
+      body.authorize_debit = true;
+      return body;
     }
-
-    editButton.addEventListener('click', function () {
-      if (state.busy) { return; }
-      clearErrors();
-      backToForm();
-      byId('echeck-amount').focus();
-    });
 
     byId('echeck-authorize').addEventListener('change', function (event) {
       if (event.target.checked) {
@@ -267,121 +186,50 @@
       }
     });
 
-    function submit() {
-      if (state.busy || !state.review) { return; }
-      clearErrors();
-      var authorized = byId('echeck-authorize').checked;
-      if (!authorized) {
-        // The server refuses it too (422 mandate_required); nothing is sent without the client's yes.
-        showError('echeck-authorize-error', MANDATE_REQUIRED, 'echeck-authorize');
-        return;
-      }
-      setBusy(submitButton, true, 'Processing…');
-      pay.postJson('/echeck/submit', {
-        review_id: state.review.review_id, authorize_debit: authorized, store_method: byId('echeck-store').checked
-      }).then(function (answer) {
-        setBusy(submitButton, false);
-        handleResult(answer);
-      }).catch(function () {
-        setBusy(submitButton, false);
-        showError('echeck-submit-error', 'We could not reach the payment service. Check your connection and try again.');
-      });
-    }
-
-    submitButton.addEventListener('click', submit);
-
-    function handleResult(answer) {
-      if (!answer.ok) {
-        handleError(answer, 'submit');
-        return;
-      }
-      var result = answer.data;
-      if (result.status === 'failed' || result.status === 'canceled') {
-        backToForm();
-        showError('echeck-error', result.message);
-        return;
-      }
-      showResult(result);
-    }
-
-    // -- outcomes ------------------------------------------------------------------------------------
-
-    function showResult(result) {
-      var box = byId('result');
-      var title = result.status === 'succeeded' ? 'Payment successful' : 'Payment submitted';
-      var message = result.message || '';
-      box.textContent = '';
-      box.appendChild(element('h2', title));
-      var facts = element('dl', undefined, 'facts result-facts');
-      [['Amount', result.amount.formatted], ['Method', result.method_label], ['Reference', result.reference],
-        ['New balance', result.balance.formatted]].forEach(function (pair) {
-        var row = element('div');
-        row.appendChild(element('dt', pair[0]));
-        row.appendChild(element('dd', pair[1]));
-        facts.appendChild(row);
-      });
-      box.appendChild(facts);
-      // The heading already says it: "Payment submitted. The withdrawal is ..." -> "The withdrawal is ...".
-      box.appendChild(element('p', message.indexOf(title + '. ') === 0 ? message.slice(title.length + 2) : message));
-      Array.prototype.forEach.call(byId('payment-options').children, function (child) {
-        if (child !== box) { child.hidden = true; }
-      });
-      pay.updateTotals(result);
-      box.hidden = false;
-      box.focus();
-    }
-
-    function forgetConnection() {
-      state.connection = null;
-      setBankStatus('');
-      selectButton.textContent = 'Select your bank';
-    }
-
-    function handleError(answer, stage) {
-      var body = answer.data || {};
-      var message = body.message || 'Something went wrong on our side. Nothing was withdrawn. Please try again.';
-      switch (body.code) {
+    function onError(code, message, stage) {
+      switch (code) {
         case 'mandate_required':
           showError('echeck-authorize-error', message, 'echeck-authorize');
-          return;
-        case 'amount_over_balance':
-        case 'amount_below_minimum':
+          return true;
         case 'echeck_limit_exceeded':
-          backToForm();
+          section.backToForm();
           showError('echeck-amount-error', message, 'echeck-amount');
-          return;
+          return true;
         case 'bank_account_not_supported':
         case 'bank_link_failed':
-          backToForm();
+          section.backToForm();
           forgetConnection();
           showLinkProblem(message);
-          return;
+          return true;
         case 'invalid_request':
           if (stage !== 'submit') {
-            backToForm();
+            section.backToForm();
             forgetConnection();
             showLinkProblem(message);
-            return;
+            return true;
           }
-          break;
-        case 'review_expired':
-          backToForm();
-          showError('echeck-error', message);
-          return;
+          return false;
         default:
-          break;
-      }
-      if (stage === 'submit') {
-        showError('echeck-submit-error', message);
-      } else if (stage === 'link') {
-        showLinkProblem(message);
-      } else {
-        showError('echeck-error', message);
+          if (stage === 'link' && code !== 'amount_over_balance' && code !== 'amount_below_minimum' &&
+              code !== 'review_expired') {
+            showLinkProblem(message);
+            return true;
+          }
+          return false;
       }
     }
+
+    section = pay.methodSection({
+      prefix: 'echeck',
+      failureKey: 'echeck_failure',
+      reviewBody: reviewBody,
+      showReview: showReview,
+      submitBody: submitBody,
+      onError: onError
+    });
   }
 
-  // Deferred scripts run in document order and pay.js (the FirmPay helpers) comes after this one:
+  // Deferred scripts run in document order and pay.js (the core) comes after this one:
   // DOMContentLoaded fires once all of them ran.
   if (window.FirmPay) {
     start();
